@@ -1,0 +1,1 @@
+"""Export, runtimes, the measurement protocol and the device agent."""

@@ -1,0 +1,214 @@
+"""Runtimes that run an exported artifact on this machine: onnxruntime and LiteRT.
+
+One small interface: a :class:`Runtime` loads an artifact into a
+:class:`Loaded` model, which binds an input once and then runs single
+invocations (``run_once``) or returns outputs (``infer``, for checking).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "RUNTIMES",
+    "LiteRTRuntime",
+    "Loaded",
+    "OrtRuntime",
+    "Runtime",
+    "RuntimeUnavailable",
+    "make_runtime",
+]
+
+
+class RuntimeUnavailable(RuntimeError):
+    """The runtime's package is not installed here."""
+
+
+class Loaded(abc.ABC):
+    """A model loaded by a runtime, with its input bound."""
+
+    @abc.abstractmethod
+    def run_once(self) -> None:
+        """One invocation on the bound input."""
+
+    @abc.abstractmethod
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """Outputs for ``x`` (in the artifact's own layout)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most runtimes free on GC
+        """Release the model."""
+
+
+@dataclass
+class Runtime(abc.ABC):
+    """Settings of one runtime; ``load`` turns an artifact into a :class:`Loaded`."""
+
+    threads: int = 1
+    name: str = field(init=False, default="")
+    format: str = field(init=False, default="")
+
+    @abc.abstractmethod
+    def load(self, path: Path, input_shape: tuple[int, ...]) -> Loaded:
+        """Load ``path`` and bind a seeded random input of ``input_shape`` (the artifact's layout)."""
+
+    @abc.abstractmethod
+    def settings(self) -> dict[str, Any]:
+        """What decides the timings: runtime, version, threads, delegates, optimisation."""
+
+
+def _bound_input(shape: tuple[int, ...]) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+
+
+class _OrtLoaded(Loaded):
+    def __init__(self, session: Any, shape: tuple[int, ...]) -> None:
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+        self.output_names = [o.name for o in session.get_outputs()]
+        self.feed = {self.input_name: _bound_input(shape)}
+
+    def run_once(self) -> None:
+        self.session.run(self.output_names, self.feed)
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(self.output_names, {self.input_name: x})[0]
+
+    def close(self) -> None:
+        self.session = None
+
+
+@dataclass
+class OrtRuntime(Runtime):
+    """onnxruntime on the CPU: intra-op threads, one inter-op thread, sequential, no spinning."""
+
+    optimization: str = "all"
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+
+    def __post_init__(self) -> None:
+        self.name, self.format = "ort", "onnx"
+
+    def _ort(self) -> Any:
+        try:
+            import onnxruntime
+        except ImportError as exc:
+            raise RuntimeUnavailable("onnxruntime is not installed: pip install 'hwlut[runtime]'") from exc
+        return onnxruntime
+
+    def load(self, path: Path, input_shape: tuple[int, ...]) -> Loaded:
+        ort = self._ort()
+        levels = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }
+        if self.optimization not in levels:
+            raise ValueError(f"optimization: unknown level {self.optimization!r}; known: {', '.join(levels)}")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = levels[self.optimization]
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        opts.log_severity_level = 3
+        available = set(ort.get_available_providers())
+        providers = [p for p in self.providers if p in available] or ["CPUExecutionProvider"]
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        return _OrtLoaded(session, input_shape)
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "runtime": "ort",
+            "runtime_version": self._ort().__version__,
+            "threads": self.threads,
+            "optimization": self.optimization,
+            "providers": list(self.providers),
+        }
+
+
+class _LiteRTLoaded(Loaded):
+    def __init__(self, interpreter: Any, shape: tuple[int, ...]) -> None:
+        self.interpreter = interpreter
+        interpreter.allocate_tensors()
+        self.input_index = interpreter.get_input_details()[0]["index"]
+        self.output_index = interpreter.get_output_details()[0]["index"]
+        interpreter.set_tensor(self.input_index, _bound_input(shape))
+        self._invoke: Callable[[], None] = interpreter.invoke
+
+    def run_once(self) -> None:
+        self._invoke()
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        self.interpreter.set_tensor(self.input_index, x)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output_index).copy()
+
+    def close(self) -> None:
+        self.interpreter = None
+
+
+def _interpreter_class() -> tuple[Any, str, str]:
+    """LiteRT's interpreter, falling back to ``tflite_runtime`` where only it exists."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, "ai-edge-litert", metadata.version("ai-edge-litert")
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter
+
+        return Interpreter, "tflite-runtime", metadata.version("tflite-runtime")
+    except ImportError as exc:
+        raise RuntimeUnavailable(
+            "no TFLite runtime: pip install ai-edge-litert (or tflite-runtime on older devices)"
+        ) from exc
+
+
+@dataclass
+class LiteRTRuntime(Runtime):
+    """LiteRT (TFLite) on the CPU, XNNPACK on by default."""
+
+    xnnpack: bool = True
+
+    def __post_init__(self) -> None:
+        self.name, self.format = "tflite", "tflite"
+
+    def load(self, path: Path, input_shape: tuple[int, ...]) -> Loaded:
+        interpreter_cls, _, _ = _interpreter_class()
+        kwargs: dict[str, Any] = {"model_path": str(path), "num_threads": self.threads}
+        if not self.xnnpack:
+            from ai_edge_litert.interpreter import OpResolverType
+
+            kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        return _LiteRTLoaded(interpreter_cls(**kwargs), input_shape)
+
+    def settings(self) -> dict[str, Any]:
+        _, package, version = _interpreter_class()
+        return {
+            "runtime": "tflite",
+            "runtime_package": package,
+            "runtime_version": version,
+            "threads": self.threads,
+            "xnnpack": self.xnnpack,
+        }
+
+
+RUNTIMES: dict[str, type[Runtime]] = {"ort": OrtRuntime, "tflite": LiteRTRuntime}
+
+
+def make_runtime(name: str, **settings: Any) -> Runtime:
+    """A runtime by name (``ort``, ``tflite``); an unknown name lists the known ones."""
+    try:
+        cls = RUNTIMES[name]
+    except KeyError:
+        raise ValueError(f"runtime: unknown runtime {name!r}; known: {', '.join(RUNTIMES)}") from None
+    return cls(**settings)
