@@ -19,10 +19,12 @@ import hashlib
 import io
 import json
 import logging
+import multiprocessing
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
@@ -39,6 +41,7 @@ __all__ = [
     "ExportError",
     "Target",
     "entry_target",
+    "export_many",
     "exporter_versions",
     "network_target",
 ]
@@ -46,7 +49,7 @@ __all__ = [
 FORMATS = ("onnx", "tflite")
 SUFFIX = {"onnx": ".onnx", "tflite": ".tflite"}
 #: Bumped whenever the builders or export settings change what an artifact holds.
-BUILD_REVISION = 1
+BUILD_REVISION = 2
 ONNX_OPTIMIZE = False  # onnxruntime optimises the graph itself when it loads it
 
 
@@ -274,3 +277,65 @@ class ArtifactCache:
         tmp_sidecar.write_text(json.dumps(meta, indent=1))
         os.replace(tmp_sidecar, sidecar)
         return Artifact(path, fmt, target.label, digest, meta)
+
+
+def _worker_init() -> None:
+    """Pay the exporters' import cost once per worker; one torch thread per worker."""
+    with _quiet():
+        import litert_torch  # noqa: F401
+        import onnxscript  # noqa: F401
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def _worker_export(root: str, target: Target, fmt: str, batch: int, seed: int) -> Artifact:
+    return ArtifactCache(Path(root)).get(target, fmt, batch, seed)
+
+
+def export_many(
+    cache: ArtifactCache,
+    jobs: Sequence[tuple[Target, str]],
+    *,
+    workers: int | None = None,
+    batch: int = 1,
+    seed: int = 0,
+    on_done: Callable[[Artifact], None] | None = None,
+) -> list[Artifact]:
+    """Artifacts for many ``(target, format)`` pairs, exporting what the cache lacks in parallel.
+
+    Cached artifacts are checked here without importing torch. The rest are
+    exported by ``workers`` processes (default: one per CPU), each paying the
+    exporters' import cost once; TFLite conversions, the slowest, go first so
+    the workers finish together. Returns the artifacts in the order of ``jobs``.
+    """
+    results: dict[int, Artifact] = {}
+    todo: list[int] = []
+    for i, (target, fmt) in enumerate(jobs):
+        if fmt not in _EXPORTERS:
+            raise ValueError(f"format: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+        found = cache.lookup(target, fmt, batch, seed)
+        if found is None:
+            todo.append(i)
+        else:
+            results[i] = found
+            if on_done is not None:
+                on_done(found)
+    workers = min(workers or os.cpu_count() or 1, len(todo))
+    if workers <= 1:
+        for i in todo:
+            results[i] = cache.get(jobs[i][0], jobs[i][1], batch, seed)
+            if on_done is not None:
+                on_done(results[i])
+    elif todo:
+        todo.sort(key=lambda i: (jobs[i][1] != "tflite", jobs[i][0].entry is not None))
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+            futures = {
+                pool.submit(_worker_export, str(cache.root), jobs[i][0], jobs[i][1], batch, seed): i for i in todo
+            }
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                if on_done is not None:
+                    on_done(results[futures[future]])
+    return [results[i] for i in range(len(jobs))]

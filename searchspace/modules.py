@@ -115,12 +115,16 @@ BUILDERS: dict[str, Callable[[Entry], nn.Module]] = {
 
 
 @torch.no_grad()
-def randomize_(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Give every weight and BN statistic seeded random values (BN is then no identity).
+def randomize_(module: nn.Module, seed: int = 0, example: torch.Tensor | None = None) -> nn.Module:
+    """Give every weight and BN statistic seeded random values, so that BN is no identity.
 
-    Returns ``module`` in eval mode.
+    Convolutions and linear layers get He-scaled normal weights; BN gets random
+    affine parameters and, when ``example`` (a batch of inputs) is given, the
+    running statistics of that batch (so activations keep a sane scale through
+    deep networks), else random ones. Returns ``module`` in eval mode.
     """
     gen = torch.Generator().manual_seed(seed)
+    bns = []
     for sub in module.modules():
         if isinstance(sub, (nn.Conv2d, nn.Linear)):
             fan_in = sub.weight[0].numel()
@@ -133,20 +137,36 @@ def randomize_(module: nn.Module, seed: int = 0) -> nn.Module:
             sub.bias.copy_(0.1 * torch.randn(c, generator=gen))
             sub.running_mean.copy_(0.1 * torch.randn(c, generator=gen))
             sub.running_var.copy_(0.5 + torch.rand(c, generator=gen))
+            bns.append(sub)
+    if example is not None and bns:
+        for bn in bns:  # cumulative average over one pass of the example batch
+            bn.reset_running_stats()
+            bn.momentum = None
+        module.train()(example)
+        for bn in bns:
+            bn.momentum = 0.1
     return module.eval()
+
+
+def _calibration_batch(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed + 1))
 
 
 def build_entry(entry: Entry, *, seed: int | None = 0) -> nn.Module:
     """The module of one entry, in eval mode, randomised with ``seed`` (None: torch's init)."""
     module = BUILDERS[entry.op](entry)
-    return randomize_(module, seed) if seed is not None else module.eval()
+    if seed is None:
+        return module.eval()
+    return randomize_(module, seed, _calibration_batch(entry.input_shape(4), seed))
 
 
 def build_network(space: SpaceSpec, arch: Architecture | str, *, seed: int | None = 0) -> nn.Sequential:
     """A whole network of ``space``: stem, one block per layer, head, pool, classifier."""
     entries = space.entries_of(arch)
     net = nn.Sequential(*(BUILDERS[e.op](e) for e in entries))
-    return randomize_(net, seed) if seed is not None else net.eval()
+    if seed is None:
+        return net.eval()
+    return randomize_(net, seed, _calibration_batch(entries[0].input_shape(4), seed))
 
 
 def example_input(entry: Entry, batch: int = 1, seed: int = 0) -> torch.Tensor:

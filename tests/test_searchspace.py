@@ -137,7 +137,7 @@ def test_skip_forbidden_where_the_spec_says() -> None:
     assert space.num_architectures == 9**18 * 2**4
     ops = ["k3_e1"] * 22
     ops[2] = "skip"
-    with pytest.raises(ArchitectureError, match="layer 2 .*skip is not allowed"):
+    with pytest.raises(ArchitectureError, match=r"layer 2 .*skip is not allowed"):
         space.decode(",".join(ops))
 
 

@@ -1,0 +1,133 @@
+"""Exporters: ONNX and TFLite artifacts compute what torch computes; the cache is content-addressed."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from profiler.export import ArtifactCache, entry_target, network_target
+from profiler.runtimes import make_runtime
+from searchspace import FBNET_CANDIDATES, fbnet_space
+
+torch = pytest.importorskip("torch")  # the [export] extra is part of the test install
+from searchspace.modules import build_entry, build_network  # noqa: E402
+
+SPACE = fbnet_space(32)
+SAME = SPACE.layers[2]  # 24 -> 24, 32x32, stride 1: residual
+DOWN = SPACE.layers[5]  # 24 -> 32, 32x32, stride 2: channels change
+RUNTIME_OF = {"onnx": "ort", "tflite": "tflite"}
+
+
+def _check(artifact, module, fmt: str) -> float:
+    shape = artifact.meta["input_shape"]
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = module(x).numpy()
+    rt = make_runtime(RUNTIME_OF[fmt], threads=1)
+    loaded = rt.load(artifact.path, artifact.input_shape)
+    feed = x.numpy()
+    if fmt == "tflite" and feed.ndim == 4:
+        feed = np.ascontiguousarray(feed.transpose(0, 2, 3, 1))
+    out = loaded.infer(feed)
+    if fmt == "tflite" and out.ndim == 4:
+        out = out.transpose(0, 3, 1, 2)
+    loaded.close()
+    assert out.shape == expected.shape
+    return float(np.abs(out - expected).max())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+@pytest.mark.parametrize("layer", [SAME, DOWN], ids=["s1-same", "s2-down"])
+@pytest.mark.parametrize("op", FBNET_CANDIDATES)
+def test_candidate_matches_torch(op: str, layer, fmt: str) -> None:
+    entry = layer.entry(op)
+    artifact = ArtifactCache().get(entry_target(entry), fmt)
+    diff = _check(artifact, build_entry(entry, seed=0), fmt)
+    assert diff <= 1e-4, f"{entry.key} {fmt}: max abs diff {diff}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+@pytest.mark.parametrize("name", ["stem", "head", "pool", "fc"])
+def test_fixed_entries_match_torch(name: str, fmt: str) -> None:
+    entry = SPACE.fixed_entries()[name]
+    artifact = ArtifactCache().get(entry_target(entry), fmt)
+    assert _check(artifact, build_entry(entry, seed=0), fmt) <= 1e-4
+
+
+def test_bn_is_not_an_identity() -> None:
+    block = build_entry(DOWN.entry("k3_e6"), seed=0)
+    bn = block.depthwise[1]
+    assert not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
+    assert not torch.allclose(bn.running_mean, torch.zeros_like(bn.running_mean))
+    # seeded: the same seed gives the same weights, another seed others
+    again = build_entry(DOWN.entry("k3_e6"), seed=0)
+    other = build_entry(DOWN.entry("k3_e6"), seed=1)
+    assert torch.equal(block.expand[0].weight, again.expand[0].weight)
+    assert not torch.equal(block.expand[0].weight, other.expand[0].weight)
+
+
+def test_tbs_block_structure() -> None:
+    block = build_entry(SAME.entry("k5_e1_g2"))
+    assert block.has_residual
+    assert block.expand[0].groups == 2 and block.project[0].groups == 2
+    assert block.depthwise[0].kernel_size == (5, 5) and block.depthwise[0].groups == 24
+    assert type(block.shuffle).__name__ == "ChannelShuffle"
+    down = build_entry(DOWN.entry("k3_e6"))
+    assert not down.has_residual and down.depthwise[0].stride == (2, 2)
+    assert down.expand[0].out_channels == 24 * 6
+    skip = build_entry(SAME.entry("skip"))
+    x = torch.randn(1, 24, 32, 32)
+    assert torch.equal(skip(x), x)
+    assert build_entry(DOWN.entry("skip"))(x).shape == (1, 32, 16, 16)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_whole_network_matches_torch(fmt: str) -> None:
+    arch = ",".join(FBNET_CANDIDATES[i % 9] for i in range(22))
+    target = network_target(SPACE, arch)
+    artifact = ArtifactCache().get(target, fmt)
+    net = build_network(SPACE, arch, seed=0)
+    assert artifact.meta["input_shape"] == [1, 3, 32, 32]
+    assert _check(artifact, net, fmt) <= 1e-4
+
+
+@pytest.mark.slow
+def test_cache_is_instant_when_warm_and_rebuilds_corrupt_files(tmp_path) -> None:
+    cache = ArtifactCache(tmp_path / "cache")
+    target = entry_target(SPACE.layers[20].entry("k3_e1"))
+    first = cache.get(target, "onnx")
+    started = time.perf_counter()
+    again = cache.get(target, "onnx")
+    assert again.path == first.path and again.sha256 == first.sha256
+    assert time.perf_counter() - started < 0.5  # hashing a small file, no export
+
+    # another batch size or seed is another artifact
+    assert cache.address(target, "onnx", batch=2) != cache.address(target, "onnx")
+    assert cache.address(target, "onnx", seed=3) != cache.address(target, "onnx")
+    assert cache.address(target, "tflite") != cache.address(target, "onnx")
+
+    # a truncated artifact (a killed writer, a bad disk) is detected and rebuilt
+    data = first.path.read_bytes()
+    first.path.write_bytes(data[: len(data) // 2])
+    assert cache.lookup(target, "onnx") is None
+    rebuilt = cache.get(target, "onnx")
+    assert rebuilt.path.read_bytes() == data
+
+    # a flipped byte too
+    flipped = bytearray(data)
+    flipped[len(flipped) // 3] ^= 0xFF
+    first.path.write_bytes(bytes(flipped))
+    assert cache.get(target, "onnx").path.read_bytes() == data
+
+    # an artifact without its sidecar (killed between the two writes) is not trusted
+    sidecar = first.path.with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    sidecar.unlink()
+    assert cache.lookup(target, "onnx") is None
+    assert cache.get(target, "onnx").sha256 == meta["sha256"]
