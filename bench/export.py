@@ -19,8 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from profiler.export import ArtifactCache, entry_target, export_many
-from searchspace import fbnet_space
+# Run as a script, this folder comes first on sys.path, and its bench/profile.py would
+# shadow the standard library's `profile` in the export worker processes.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from profiler.export import ArtifactCache, entry_target, export_many  # noqa: E402
+from searchspace import fbnet_space  # noqa: E402
 
 
 def _run(root: Path, resolution: int, workers: int | None) -> dict[str, float]:

@@ -34,6 +34,8 @@ from typing import Any
 from hwlut.paths import hwlut_home
 from searchspace import Architecture, Entry, SpaceSpec
 
+from .split import split_onnx, split_tflite
+
 __all__ = [
     "FORMATS",
     "Artifact",
@@ -49,7 +51,7 @@ __all__ = [
 FORMATS = ("onnx", "tflite")
 SUFFIX = {"onnx": ".onnx", "tflite": ".tflite"}
 #: Bumped whenever the builders or export settings change what an artifact holds.
-BUILD_REVISION = 2
+BUILD_REVISION = 3
 ONNX_OPTIMIZE = False  # onnxruntime optimises the graph itself when it loads it
 
 
@@ -170,38 +172,72 @@ def _quiet() -> Iterator[None]:
             logging.disable(previous)
 
 
-def _export_onnx(module: Any, example: Any, path: Path) -> dict[str, Any]:
+class _Branches:
+    """Several modules side by side: input *k* -> module *k* -> output *k* (built lazily with torch)."""
+
+    @staticmethod
+    def make(modules: list[Any]) -> Any:
+        from torch import nn
+
+        class Branches(nn.Module):
+            def __init__(self, parts: list[nn.Module]) -> None:
+                super().__init__()
+                self.parts = nn.ModuleList(parts)
+
+            def forward(self, *xs: Any) -> tuple[Any, ...]:
+                return tuple(part(x) for part, x in zip(self.parts, xs, strict=True))
+
+        return Branches(modules).eval()
+
+
+def _export_onnx(modules: list[Any], examples: list[Any], paths: list[Path]) -> list[dict[str, Any]]:
+    """ONNX files for ``modules``: one export call, split per branch when there are several."""
     with _quiet():
         import torch
 
+        module = modules[0] if len(modules) == 1 else _Branches.make(modules)
+        combined = paths[0] if len(modules) == 1 else paths[0].with_name("combined.onnx")
         program = torch.onnx.export(
             module,
-            (example,),
-            str(path),
+            tuple(examples),
+            str(combined),
             dynamo=True,
             external_data=False,
             optimize=ONNX_OPTIMIZE,
             verbose=False,
         )
-    shape = list(example.shape)
+        if len(modules) > 1:
+            split_onnx(combined, paths)
+            combined.unlink()
     opset = next((o.version for o in program.model_proto.opset_import if o.domain in ("", "ai.onnx")), None)
-    return {"opset": opset, "layout": "NCHW" if len(shape) == 4 else "NC", "runtime_input_shape": shape}
+    return [
+        {"opset": opset, "layout": "NCHW" if x.dim() == 4 else "NC", "runtime_input_shape": list(x.shape)}
+        for x in examples
+    ]
 
 
-def _export_tflite(module: Any, example: Any, path: Path) -> dict[str, Any]:
+def _export_tflite(modules: list[Any], examples: list[Any], paths: list[Path]) -> list[dict[str, Any]]:
+    """TFLite files for ``modules`` with channel-last I/O: one conversion, split per branch."""
     with _quiet():
         import litert_torch
+        import torch
 
-    spatial = example.dim() == 4
-    outputs_spatial = module(example).dim() == 4
-    wrapped = litert_torch.to_channel_last_io(
-        module, args=[0] if spatial else [], outputs=[0] if outputs_spatial else []
-    ).eval()
-    sample = example.permute(0, 2, 3, 1).contiguous() if spatial else example
-    with _quiet():
-        litert_torch.convert(wrapped, (sample,)).export(str(path))
-    shape = list(sample.shape)
-    return {"layout": "NHWC" if spatial else "NC", "runtime_input_shape": shape}
+        module = modules[0] if len(modules) == 1 else _Branches.make(modules)
+        with torch.no_grad():
+            outs = module(*examples)
+        outs = (outs,) if len(modules) == 1 else outs
+        wrapped = litert_torch.to_channel_last_io(
+            module,
+            args=[k for k, x in enumerate(examples) if x.dim() == 4],
+            outputs=[k for k, y in enumerate(outs) if y.dim() == 4],
+        ).eval()
+        samples = [x.permute(0, 2, 3, 1).contiguous() if x.dim() == 4 else x for x in examples]
+        flatbuffer = litert_torch.convert(wrapped, tuple(samples)).model_content()
+        if len(modules) == 1:
+            paths[0].write_bytes(flatbuffer)
+        else:
+            split_tflite(flatbuffer, paths)
+    return [{"layout": "NHWC" if x.dim() == 4 else "NC", "runtime_input_shape": list(x.shape)} for x in samples]
 
 
 _EXPORTERS = {"onnx": _export_onnx, "tflite": _export_tflite}
@@ -249,30 +285,51 @@ class ArtifactCache:
         return found if found is not None else self._build(target, fmt, batch, seed)
 
     def _build(self, target: Target, fmt: str, batch: int, seed: int) -> Artifact:
+        return self.build_group([target], fmt, batch, seed)[0]
+
+    def build_group(self, targets: Sequence[Target], fmt: str, batch: int = 1, seed: int = 0) -> list[Artifact]:
+        """Export ``targets`` as ``fmt`` in one exporter call and store each (no cache lookup).
+
+        A group whose combined export fails is exported one target at a time,
+        so one bad target names itself in the error.
+        """
         import torch
 
-        address = self.address(target, fmt, batch, seed)
-        path, sidecar = self._paths(address, fmt)
+        modules = [t.build(seed) for t in targets]
+        examples = [torch.randn(t.input_shape(batch), generator=torch.Generator().manual_seed(seed)) for t in targets]
+        folder = self.root / fmt
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".tmp-") as tmp:
+            tmp_paths = [Path(tmp) / f"{k}{SUFFIX[fmt]}" for k in range(len(targets))]
+            try:
+                extras = _EXPORTERS[fmt](modules, examples, tmp_paths)
+            except ExportError:
+                if len(targets) == 1:
+                    raise
+                return [self.build_group([t], fmt, batch, seed)[0] for t in targets]
+            return [
+                self._store(target, fmt, batch, seed, tmp_path, extra)
+                for target, tmp_path, extra in zip(targets, tmp_paths, extras, strict=True)
+            ]
+
+    def _store(self, target: Target, fmt: str, batch: int, seed: int, tmp_path: Path, extra: dict) -> Artifact:
+        """Move a freshly exported file into the cache: the artifact first, then the sidecar vouching for it."""
+        path, sidecar = self._paths(self.address(target, fmt, batch, seed), fmt)
         path.parent.mkdir(parents=True, exist_ok=True)
-        module = target.build(seed)
-        example = torch.randn(target.input_shape(batch), generator=torch.Generator().manual_seed(seed))
-        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".tmp-") as tmp:
-            tmp_path = Path(tmp) / path.name
-            extra = _EXPORTERS[fmt](module, example, tmp_path)
-            digest = _sha256(tmp_path)
-            meta = {
-                "target": target.label,
-                "identity": target.identity,
-                "format": fmt,
-                "batch": batch,
-                "seed": seed,
-                "input_shape": list(target.input_shape(batch)),
-                "versions": exporter_versions(fmt),
-                "sha256": digest,
-                "size": tmp_path.stat().st_size,
-                **extra,
-            }
-            os.replace(tmp_path, path)  # the artifact first, then the sidecar that vouches for it
+        digest = _sha256(tmp_path)
+        meta = {
+            "target": target.label,
+            "identity": target.identity,
+            "format": fmt,
+            "batch": batch,
+            "seed": seed,
+            "input_shape": list(target.input_shape(batch)),
+            "versions": exporter_versions(fmt),
+            "sha256": digest,
+            "size": tmp_path.stat().st_size,
+            **extra,
+        }
+        os.replace(tmp_path, path)
         tmp_sidecar = sidecar.with_suffix(".json.tmp")
         tmp_sidecar.write_text(json.dumps(meta, indent=1))
         os.replace(tmp_sidecar, sidecar)
@@ -289,8 +346,26 @@ def _worker_init() -> None:
         torch.set_num_threads(1)
 
 
-def _worker_export(root: str, target: Target, fmt: str, batch: int, seed: int) -> Artifact:
-    return ArtifactCache(Path(root)).get(target, fmt, batch, seed)
+def _worker_export(root: str, targets: list[Target], fmt: str, batch: int, seed: int) -> list[Artifact]:
+    return ArtifactCache(Path(root)).build_group(targets, fmt, batch, seed)
+
+
+#: Entries per exporter call: the fixed cost per call is shared by this many.
+GROUP_SIZE = 16
+
+
+def _groups(todo: list[int], jobs: Sequence[tuple[Target, str]], workers: int) -> list[list[int]]:
+    """Chunks of same-format entry jobs (whole networks alone), enough of them to keep every worker busy."""
+    chunks: list[list[int]] = []
+    for fmt in FORMATS:
+        entries = [i for i in todo if jobs[i][1] == fmt and jobs[i][0].entry is not None]
+        chunks += [[i] for i in todo if jobs[i][1] == fmt and jobs[i][0].entry is None]
+        if entries:
+            size = max(1, min(GROUP_SIZE, -(-len(entries) // (2 * workers))))
+            chunks += [entries[k : k + size] for k in range(0, len(entries), size)]
+    # TFLite first (the slowest per entry), larger chunks first: the workers finish together.
+    chunks.sort(key=lambda c: (jobs[c[0]][1] != "tflite", -len(c)))
+    return chunks
 
 
 def export_many(
@@ -302,12 +377,13 @@ def export_many(
     seed: int = 0,
     on_done: Callable[[Artifact], None] | None = None,
 ) -> list[Artifact]:
-    """Artifacts for many ``(target, format)`` pairs, exporting what the cache lacks in parallel.
+    """Artifacts for many ``(target, format)`` pairs, exporting what the cache lacks.
 
     Cached artifacts are checked here without importing torch. The rest are
-    exported by ``workers`` processes (default: one per CPU), each paying the
-    exporters' import cost once; TFLite conversions, the slowest, go first so
-    the workers finish together. Returns the artifacts in the order of ``jobs``.
+    exported in groups of up to :data:`GROUP_SIZE` entries per exporter call
+    (:meth:`ArtifactCache.build_group`), by ``workers`` processes (default: one
+    per CPU) that pay the exporters' import cost once each. Returns the
+    artifacts in the order of ``jobs``.
     """
     results: dict[int, Artifact] = {}
     todo: list[int] = []
@@ -321,21 +397,26 @@ def export_many(
             results[i] = found
             if on_done is not None:
                 on_done(found)
-    workers = min(workers or os.cpu_count() or 1, len(todo))
-    if workers <= 1:
-        for i in todo:
-            results[i] = cache.get(jobs[i][0], jobs[i][1], batch, seed)
+    todo = list(dict.fromkeys(todo))
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    chunks = _groups(todo, jobs, workers)
+
+    def collect(chunk: list[int], artifacts: list[Artifact]) -> None:
+        for i, artifact in zip(chunk, artifacts, strict=True):
+            results[i] = artifact
             if on_done is not None:
-                on_done(results[i])
-    elif todo:
-        todo.sort(key=lambda i: (jobs[i][1] != "tflite", jobs[i][0].entry is not None))
+                on_done(artifact)
+
+    if workers == 1:
+        for chunk in chunks:
+            collect(chunk, cache.build_group([jobs[i][0] for i in chunk], jobs[chunk[0]][1], batch, seed))
+    elif chunks:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
             futures = {
-                pool.submit(_worker_export, str(cache.root), jobs[i][0], jobs[i][1], batch, seed): i for i in todo
+                pool.submit(_worker_export, str(cache.root), [jobs[i][0] for i in c], jobs[c[0]][1], batch, seed): c
+                for c in chunks
             }
             for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                if on_done is not None:
-                    on_done(results[futures[future]])
+                collect(futures[future], future.result())
     return [results[i] for i in range(len(jobs))]
