@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import typer
 
+from . import db as db_cmd
+from . import device as device_cmd
 from . import export as export_cmd
+from . import job as job_cmd
+from . import lut as lut_cmd
 from . import quickstart as quickstart_cmd
+from . import serve as serve_cmd
 from . import space as space_cmd
 
 app = typer.Typer(
@@ -21,6 +26,12 @@ app = typer.Typer(
 app.add_typer(space_cmd.app, name="space")
 app.command("export")(export_cmd.export)
 app.command("quickstart")(quickstart_cmd.quickstart)
+app.add_typer(db_cmd.app, name="db")
+app.command("serve")(serve_cmd.serve)
+app.add_typer(device_cmd.app, name="device")
+app.add_typer(job_cmd.app, name="job")
+app.add_typer(lut_cmd.app, name="lut")
+app.add_typer(lut_cmd.query_app, name="query")
 
 
 def main() -> None:

@@ -1,0 +1,43 @@
+"""``hwlut serve``: run the HTTP service with uvicorn."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated
+
+import typer
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default: $HWLUT_DATABASE_URL).")] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes (use PostgreSQL beyond 1).")] = 1,
+) -> None:
+    """Serve devices, jobs, the agent protocol and LUT queries (latencies in µs)."""
+    import os
+
+    import uvicorn
+
+    from lut_store import SchemaBehind, Store
+    from server.settings import get_settings
+
+    settings = get_settings()
+    if db:
+        os.environ["HWLUT_DATABASE_URL"] = db  # so every worker process sees it
+        settings = dataclasses.replace(settings, database_url=db)
+    store = Store(settings.database_url)
+    try:
+        store.check_schema()
+    except SchemaBehind as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    store.dispose()
+    if settings.admin_token is None:
+        typer.echo(
+            "note: no admin token set, so every write is refused. Set one, e.g.\n"
+            "  export HWLUT_ADMIN_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')",
+            err=True,
+        )
+    typer.echo(f"hwlut server on http://{host}:{port} (database {store.url})", err=True)
+    uvicorn.run("server.asgi:app", host=host, port=port, workers=workers, access_log=False, log_level="info")

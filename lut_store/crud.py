@@ -1,0 +1,614 @@
+"""Everything the server (and the CLI) does to the database: keyword-only, typed functions.
+
+Each function works inside the caller's session and transaction and never
+commits; a caller runs one transaction per request. Errors are
+:class:`StoreError` subclasses naming the field at fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from searchspace import ArchitectureError, Entry, EntryKeyError, SpaceSpec, parse_key
+
+from .formats import FormatError, Table, TableRow, check_latency
+from .models import Device, DeviceToken, Job, JobStatus, LutEntry, Space, WorkItem, WorkStatus, utcnow
+
+__all__ = [
+    "Conflict",
+    "Invalid",
+    "Lease",
+    "LutSnapshot",
+    "NotFound",
+    "StoreError",
+    "architecture_latency",
+    "claim_items",
+    "compare_luts",
+    "create_device",
+    "create_job",
+    "delete_device",
+    "device_by_token",
+    "get_device",
+    "get_job",
+    "get_or_create_space",
+    "hash_token",
+    "heartbeat",
+    "import_table",
+    "issue_token",
+    "job_progress",
+    "list_devices",
+    "list_jobs",
+    "lut_snapshot",
+    "report_failure",
+    "resolve_lut",
+    "snapshot_table",
+    "upload_results",
+]
+
+
+class StoreError(Exception):
+    """A request the store refuses; ``field`` names what is wrong."""
+
+    status = 400
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class NotFound(StoreError):
+    """The thing named by ``field`` does not exist."""
+
+    status = 404
+
+
+class Conflict(StoreError):
+    """The request contradicts the database's state (a name taken, an item not leased to you)."""
+
+    status = 409
+
+
+class Invalid(StoreError):
+    """A value that cannot be stored (an impossible entry, a NaN latency)."""
+
+    status = 422
+
+
+# -- devices and tokens ---------------------------------------------------------
+TOKEN_PREFIX = "hwlut_"
+
+
+def hash_token(token: str) -> str:
+    """The SHA-256 hex digest stored for a token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_device(
+    *,
+    session: Session,
+    name: str,
+    description: str = "",
+    hardware: Mapping[str, Any] | None = None,
+    runtime: Mapping[str, Any] | None = None,
+) -> tuple[Device, str]:
+    """Register a device; returns it and its first token (the only time the token is seen)."""
+    if session.scalar(select(Device.id).where(Device.name == name)) is not None:
+        raise Conflict("name", f"a device named {name!r} exists")
+    device = Device(name=name, description=description, hardware=dict(hardware or {}), runtime=dict(runtime or {}))
+    session.add(device)
+    session.flush()
+    return device, issue_token(session=session, device=device)
+
+
+def issue_token(*, session: Session, device: Device) -> str:
+    """A new bearer token for ``device``; only its hash is stored."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(DeviceToken(device_id=device.id, token_hash=hash_token(token), hint=token[:10]))
+    session.flush()
+    return token
+
+
+def device_by_token(*, session: Session, token: str) -> Device | None:
+    """The device a token belongs to, or ``None``."""
+    digest = hash_token(token)
+    row = session.execute(
+        select(DeviceToken.token_hash, Device).join(Device).where(DeviceToken.token_hash == digest)
+    ).first()
+    if row is None or not hmac.compare_digest(row[0], digest):
+        return None
+    return row[1]
+
+
+def get_device(*, session: Session, name: str) -> Device:
+    """The device named ``name``, or :class:`NotFound`."""
+    device = session.scalar(select(Device).where(Device.name == name))
+    if device is None:
+        raise NotFound("device", f"no device named {name!r}")
+    return device
+
+
+def list_devices(*, session: Session) -> list[Device]:
+    """Every device, by name."""
+    return list(session.scalars(select(Device).order_by(Device.name)))
+
+
+def delete_device(*, session: Session, name: str) -> None:
+    """Delete a device with its tokens, jobs and LUTs."""
+    device = get_device(session=session, name=name)
+    session.execute(delete(Device).where(Device.id == device.id))
+    session.expunge(device)
+
+
+# -- spaces and jobs ----------------------------------------------------------------
+def get_or_create_space(*, session: Session, spec: SpaceSpec) -> Space:
+    """The stored row of ``spec`` (one per spec hash)."""
+    digest = spec.spec_hash
+    space = session.scalar(select(Space).where(Space.spec_hash == digest))
+    if space is None:
+        space = Space(name=spec.name, spec_hash=digest, spec=spec.to_dict())
+        session.add(space)
+        session.flush()
+    return space
+
+
+def create_job(
+    *,
+    session: Session,
+    device: Device,
+    spec: SpaceSpec,
+    runtime: str,
+    threads: int | None = None,
+    options: Mapping[str, Any] | None = None,
+    lease_seconds: float = 300.0,
+    max_attempts: int = 3,
+) -> Job:
+    """A profiling job whose work items are the distinct entries of ``spec``."""
+    space = get_or_create_space(session=session, spec=spec)
+    job = Job(
+        device_id=device.id,
+        space_id=space.id,
+        kind="profile",
+        status=JobStatus.PENDING,
+        resolution=spec.resolution,
+        runtime=runtime,
+        threads=threads,
+        options=dict(options or {}),
+        lease_seconds=lease_seconds,
+        max_attempts=max_attempts,
+    )
+    session.add(job)
+    session.flush()
+    now = utcnow()
+    session.execute(
+        insert(WorkItem),
+        [
+            {
+                "job_id": job.id,
+                "kind": "entry",
+                "key": e.key,
+                "fields": e.fields(),
+                "status": WorkStatus.PENDING,
+                "attempts": 0,
+                "updated_at": now,
+            }
+            for e in spec.distinct_entries()
+        ],
+    )
+    return job
+
+
+def get_job(*, session: Session, job_id: int, device: Device | None = None) -> Job:
+    """A job by id (of ``device`` when given), or :class:`NotFound`."""
+    job = session.get(Job, job_id)
+    if job is None or (device is not None and job.device_id != device.id):
+        raise NotFound("job_id", f"no job {job_id}" + (f" of device {device.name!r}" if device else ""))
+    return job
+
+
+def list_jobs(*, session: Session, device: Device | None = None) -> list[Job]:
+    """Jobs (of one device), newest first."""
+    query = select(Job).order_by(Job.id.desc())
+    if device is not None:
+        query = query.where(Job.device_id == device.id)
+    return list(session.scalars(query))
+
+
+def job_progress(*, session: Session, job: Job) -> dict[str, int]:
+    """Work items of ``job`` counted by status (every status present, ``total`` too)."""
+    counts = {s: 0 for s in (WorkStatus.PENDING, WorkStatus.LEASED, WorkStatus.DONE, WorkStatus.FAILED)}
+    rows = session.execute(
+        select(WorkItem.status, func.count()).where(WorkItem.job_id == job.id).group_by(WorkItem.status)
+    )
+    for status, count in rows:
+        counts[status] = count
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def _refresh_status(*, session: Session, job: Job, now: datetime) -> None:
+    progress = job_progress(session=session, job=job)
+    if progress[WorkStatus.PENDING] or progress[WorkStatus.LEASED]:
+        if progress[WorkStatus.DONE] or progress[WorkStatus.LEASED] or progress[WorkStatus.FAILED]:
+            job.status = JobStatus.RUNNING
+        return
+    job.status = JobStatus.FAILED if progress[WorkStatus.FAILED] else JobStatus.COMPLETE
+    job.completed_at = now
+
+
+# -- the agent protocol ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Lease:
+    """Work items claimed together; ``lease_id`` is what heartbeats and uploads name."""
+
+    lease_id: str
+    expires_at: datetime
+    items: list[WorkItem]
+
+
+def _claimable(now: datetime) -> Any:
+    return or_(
+        WorkItem.status == WorkStatus.PENDING,
+        and_(WorkItem.status == WorkStatus.LEASED, WorkItem.lease_expires_at < now),
+    )
+
+
+def claim_items(
+    *,
+    session: Session,
+    job: Job,
+    agent: str,
+    max_items: int,
+    lease_seconds: float | None = None,
+    now: datetime | None = None,
+) -> Lease:
+    """Lease up to ``max_items`` unclaimed (or expired) items of ``job`` to ``agent``.
+
+    Two claims at once never get the same item: PostgreSQL skips rows another
+    claim has locked; SQLite runs write transactions one at a time.
+    """
+    now = now or utcnow()
+    seconds = job.lease_seconds if lease_seconds is None else lease_seconds
+    expires = now + timedelta(seconds=seconds)
+    lease_id = secrets.token_hex(16)
+    if job.status in (JobStatus.COMPLETE, JobStatus.FAILED):
+        return Lease(lease_id, expires, [])
+    ids = list(
+        session.scalars(
+            select(WorkItem.id)
+            .where(WorkItem.job_id == job.id, _claimable(now))
+            .order_by(WorkItem.id)
+            .limit(max_items)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if ids:
+        session.execute(
+            update(WorkItem)
+            .where(WorkItem.id.in_(ids), _claimable(now))
+            .values(
+                status=WorkStatus.LEASED, lease_id=lease_id, leased_by=agent, lease_expires_at=expires, updated_at=now
+            )
+            .execution_options(synchronize_session=False)
+        )
+        job.status = JobStatus.RUNNING
+    items = list(session.scalars(select(WorkItem).where(WorkItem.lease_id == lease_id).order_by(WorkItem.id)))
+    return Lease(lease_id, expires, items)
+
+
+def heartbeat(
+    *, session: Session, job: Job, lease_id: str, lease_seconds: float | None = None, now: datetime | None = None
+) -> tuple[int, datetime]:
+    """Extend a lease; returns how many items it still holds and the new expiry."""
+    now = now or utcnow()
+    expires = now + timedelta(seconds=job.lease_seconds if lease_seconds is None else lease_seconds)
+    result = session.execute(
+        update(WorkItem)
+        .where(WorkItem.job_id == job.id, WorkItem.lease_id == lease_id, WorkItem.status == WorkStatus.LEASED)
+        .values(lease_expires_at=expires, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 0:
+        raise NotFound("lease_id", "no items held under this lease (unknown, finished, or expired and reclaimed)")
+    return result.rowcount, expires
+
+
+def _find_item(*, session: Session, job: Job, item_id: int | None, key: str | None, where: str) -> WorkItem:
+    if item_id is not None:
+        item = session.get(WorkItem, item_id)
+        if item is None or item.job_id != job.id:
+            raise NotFound(f"{where}.item_id", f"no work item {item_id} in job {job.id}")
+        return item
+    if key is None:
+        raise Invalid(where, "give item_id or key")
+    try:
+        canonical = parse_key(key).key
+    except EntryKeyError as exc:
+        raise Invalid(f"{where}.key", str(exc)) from None
+    item = session.scalar(select(WorkItem).where(WorkItem.job_id == job.id, WorkItem.key == canonical))
+    if item is None:
+        raise NotFound(f"{where}.key", f"{canonical} is no work item of job {job.id}")
+    return item
+
+
+def upload_results(
+    *,
+    session: Session,
+    job: Job,
+    lease_id: str,
+    results: Sequence[Mapping[str, Any]],
+    provenance: Mapping[str, Any] | None = None,
+    overhead_us: float | None = None,
+    now: datetime | None = None,
+) -> tuple[int, int]:
+    """Store measured results of leased items; returns ``(accepted, duplicates)``.
+
+    Each result is ``{"item_id" | "key", "stats": {"median": µs, ...}}``. An
+    item already done counts as a duplicate and is left as it is, so a retried
+    upload changes nothing.
+    """
+    now = now or utcnow()
+    accepted = duplicates = 0
+    for i, result in enumerate(results):
+        where = f"results[{i}]"
+        item = _find_item(session=session, job=job, item_id=result.get("item_id"), key=result.get("key"), where=where)
+        if item.status == WorkStatus.DONE:
+            duplicates += 1
+            continue
+        if item.status != WorkStatus.LEASED or item.lease_id != lease_id:
+            raise Conflict(f"{where}.item_id", f"work item {item.id} is not leased under this lease_id")
+        stats = dict(result.get("stats") or {})
+        for name, value in stats.items():
+            if name in ("median", "mean", "std", "min", "max", "p10", "p90", "ci_low", "ci_high"):
+                try:
+                    check_latency(value, f"{where}.stats.{name}")
+                except FormatError as exc:
+                    raise Invalid(f"{where}.stats.{name}", str(exc).split(": ", 1)[1]) from None
+        if "median" not in stats:
+            raise Invalid(f"{where}.stats.median", "required (µs)")
+        entry = Entry(**item.fields)
+        session.add(
+            _entry_row(
+                job_id=job.id,
+                key=entry.key,
+                entry=entry,
+                latency_us=float(stats["median"]),
+                stats=stats,
+                work_item_id=item.id,
+            )
+        )
+        item.status = WorkStatus.DONE
+        item.lease_expires_at = None
+        item.updated_at = now
+        accepted += 1
+    if provenance:
+        job.provenance = {**dict(provenance), **job.provenance}
+    if overhead_us is not None and job.overhead_us is None:
+        job.overhead_us = overhead_us
+    session.flush()
+    _refresh_status(session=session, job=job, now=now)
+    return accepted, duplicates
+
+
+def report_failure(
+    *, session: Session, job: Job, lease_id: str, item_id: int, error: str, now: datetime | None = None
+) -> WorkItem:
+    """Record a failed attempt: the item is claimable again until ``job.max_attempts``, then failed."""
+    now = now or utcnow()
+    item = _find_item(session=session, job=job, item_id=item_id, key=None, where="body")
+    if item.status != WorkStatus.LEASED or item.lease_id != lease_id:
+        raise Conflict("item_id", f"work item {item.id} is not leased under this lease_id")
+    item.attempts += 1
+    item.last_error = error[:4000]
+    item.status = WorkStatus.FAILED if item.attempts >= job.max_attempts else WorkStatus.PENDING
+    item.lease_id = item.leased_by = item.lease_expires_at = None
+    item.updated_at = now
+    session.flush()
+    _refresh_status(session=session, job=job, now=now)
+    return item
+
+
+# -- LUTs ----------------------------------------------------------------------------
+def _entry_row(
+    *,
+    job_id: int,
+    key: str,
+    entry: Entry | None,
+    latency_us: float,
+    stats: Mapping[str, Any],
+    source: Mapping[str, Any] | None = None,
+    work_item_id: int | None = None,
+) -> LutEntry:
+    fields = entry.fields() if entry else {}
+    return LutEntry(
+        job_id=job_id,
+        key=key,
+        entry_key=entry.key if entry else None,
+        latency_us=latency_us,
+        stats=dict(stats),
+        source=dict(source) if source is not None else None,
+        work_item_id=work_item_id,
+        **fields,
+    )
+
+
+def import_table(*, session: Session, device: Device, table: Table, space: SpaceSpec | None = None) -> Job:
+    """Store a table read from a file as a complete LUT (an import job) of ``device``."""
+    space = space or table.space
+    seen: dict[str, str] = {}
+    for row in table.rows:
+        if row.entry is not None:
+            if row.entry.key in seen:
+                raise Invalid("entries", f"{row.key!r} and {seen[row.entry.key]!r} are the same entry {row.entry.key}")
+            seen[row.entry.key] = row.key
+    space_row = get_or_create_space(session=session, spec=space) if space else None
+    now = utcnow()
+    job = Job(
+        device_id=device.id,
+        space_id=space_row.id if space_row else None,
+        kind="import",
+        status=JobStatus.COMPLETE,
+        resolution=space.resolution if space else None,
+        runtime=str((table.device or {}).get("runtime", "")) if isinstance(table.device, Mapping) else "",
+        source_format=table.format,
+        provenance={**table.provenance, **({"device": table.device} if table.device else {})},
+        overhead_us=table.overhead_us,
+        completed_at=now,
+    )
+    session.add(job)
+    session.flush()
+    for row in table.rows:
+        session.add(
+            _entry_row(
+                job_id=job.id,
+                key=row.key,
+                entry=row.entry,
+                latency_us=row.latency_us,
+                stats=row.stats,
+                source=row.source,
+            )
+        )
+    session.flush()
+    return job
+
+
+def resolve_lut(*, session: Session, device: str, ref: str | int) -> Job:
+    """The LUT ``ref`` of a device: a job id, or ``latest`` (the newest complete LUT)."""
+    dev = get_device(session=session, name=device)
+    if ref == "latest":
+        job = session.scalar(
+            select(Job)
+            .where(Job.device_id == dev.id, Job.status == JobStatus.COMPLETE)
+            .order_by(Job.completed_at.desc(), Job.id.desc())
+            .limit(1)
+        )
+        if job is None:
+            raise NotFound("lut", f"device {device!r} has no complete LUT yet")
+        return job
+    try:
+        job_id = int(ref)
+    except ValueError:
+        raise Invalid("lut", f"expected a job id or 'latest', got {ref!r}") from None
+    return get_job(session=session, job_id=job_id, device=dev)
+
+
+@dataclass
+class LutSnapshot:
+    """A LUT's entries in memory, indexed by original key and by canonical key (µs)."""
+
+    job_id: int
+    device: str
+    status: str
+    complete: bool
+    space: SpaceSpec | None
+    source_format: str | None
+    provenance: dict[str, Any]
+    overhead_us: float | None
+    rows: list[TableRow]
+    by_key: dict[str, TableRow] = field(default_factory=dict)
+    by_entry: dict[str, TableRow] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for row in self.rows:
+            self.by_key[row.key] = row
+            if row.entry is not None:
+                self.by_entry[row.entry.key] = row
+
+    def find(self, key: str) -> TableRow | None:
+        """The row of ``key``: as the source wrote it, or in any hwlut rendering.
+
+        Raises :class:`Invalid` when ``key`` is neither stored nor parseable.
+        """
+        row = self.by_key.get(key)
+        if row is not None:
+            return row
+        try:
+            canonical = parse_key(key).key
+        except EntryKeyError as exc:
+            raise Invalid("key", str(exc)) from None
+        return self.by_entry.get(canonical)
+
+    def latency(self, entry: Entry) -> float | None:
+        """The latency (µs) of an entry, ``None`` if the LUT lacks it."""
+        row = self.by_entry.get(entry.key)
+        return None if row is None else row.latency_us
+
+
+def lut_snapshot(*, session: Session, job: Job) -> LutSnapshot:
+    """Load a LUT's entries (a complete LUT never changes: callers may cache the result)."""
+    rows = []
+    for r in session.scalars(select(LutEntry).where(LutEntry.job_id == job.id).order_by(LutEntry.id)):
+        entry = None
+        if r.entry_key is not None:
+            entry = Entry(r.op, r.cin, r.cout, r.h, r.w, r.stride, r.kernel, r.expansion, r.groups)  # type: ignore[arg-type]
+        rows.append(TableRow(r.key, entry, r.latency_us, r.stats, r.source))
+    return LutSnapshot(
+        job_id=job.id,
+        device=job.device.name,
+        status=job.status,
+        complete=job.status == JobStatus.COMPLETE,
+        space=SpaceSpec.from_dict(job.space.spec) if job.space else None,
+        source_format=job.source_format,
+        provenance=dict(job.provenance),
+        overhead_us=job.overhead_us,
+        rows=rows,
+    )
+
+
+def snapshot_table(snapshot: LutSnapshot) -> Table:
+    """A snapshot as a :class:`Table`, ready for :func:`lut_store.formats.write_table`."""
+    provenance = dict(snapshot.provenance)
+    device = provenance.pop("device", None) or {"name": snapshot.device}
+    return Table(
+        snapshot.source_format or "hwlut",
+        list(snapshot.rows),
+        space=snapshot.space,
+        device=device,
+        provenance=provenance,
+        overhead_us=snapshot.overhead_us,
+        complete=snapshot.complete,
+    )
+
+
+def architecture_latency(snapshot: LutSnapshot, arch: str) -> dict[str, Any]:
+    """The LUT sum (µs) of one architecture, layer by layer, and which entries are missing."""
+    if snapshot.space is None:
+        raise Conflict("lut", "this LUT has no search space, so it cannot decode an architecture")
+    try:
+        entries = snapshot.space.entries_of(arch)
+    except ArchitectureError as exc:
+        raise Invalid("arch", str(exc)) from None
+    names = ["stem", *(f"layer{i}" for i in range(len(entries) - 4)), "head", "pool", "fc"]
+    layers = []
+    for name, entry in zip(names, entries, strict=True):
+        layers.append({"layer": name, "key": entry.key, "latency_us": snapshot.latency(entry)})
+    missing = list(dict.fromkeys(layer["key"] for layer in layers if layer["latency_us"] is None))
+    total = math.fsum(layer["latency_us"] or 0.0 for layer in layers)
+    return {"total_us": total, "layers": layers, "missing": missing, "complete": not missing}
+
+
+def compare_luts(a: LutSnapshot, b: LutSnapshot) -> dict[str, Any]:
+    """Per-entry ratio ``b / a`` over the entries both LUTs have."""
+    rows = []
+    common: Iterable[str] = [k for k in a.by_entry if k in b.by_entry]
+    for key in common:
+        la, lb = a.by_entry[key].latency_us, b.by_entry[key].latency_us
+        rows.append({"key": key, "a_us": la, "b_us": lb, "ratio": (lb / la) if la > 0 else None})
+    ratios = [r["ratio"] for r in rows if r["ratio"] is not None and r["ratio"] > 0]
+    geo = math.exp(math.fsum(math.log(r) for r in ratios) / len(ratios)) if ratios else None
+    return {
+        "entries": rows,
+        "geomean_ratio": geo,
+        "only_in_a": [k for k in a.by_entry if k not in b.by_entry],
+        "only_in_b": [k for k in b.by_entry if k not in a.by_entry],
+    }

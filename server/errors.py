@@ -1,0 +1,124 @@
+"""Error answers: every refusal is ``{"detail": [{"loc", "msg", "type"}]}`` naming the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lut_store.crud import StoreError
+
+__all__ = ["ApiError", "BodySizeLimit", "install_error_handlers", "problem"]
+
+
+def problem(status: int, loc: list[str | int], msg: str, kind: str) -> JSONResponse:
+    """A JSON error answer."""
+    return JSONResponse({"detail": [{"loc": loc, "msg": msg, "type": kind}]}, status_code=status)
+
+
+class ApiError(Exception):
+    """Raised by dependencies and routes; answered as :func:`problem`."""
+
+    def __init__(
+        self, status: int, loc: list[str | int], msg: str, kind: str = "invalid", headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(msg)
+        self.status, self.loc, self.msg, self.kind, self.headers = status, loc, msg, kind, headers
+
+
+_KINDS = {400: "bad_request", 404: "not_found", 409: "conflict", 422: "invalid"}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map hwlut's exceptions to 4xx JSON answers."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        response = problem(exc.status, exc.loc, exc.msg, exc.kind)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Never echo the input: it may be NaN (not JSON), huge, or a secret.
+        problems = [
+            {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": str(err.get("type", "invalid"))}
+            for err in exc.errors()
+        ]
+        return JSONResponse({"detail": problems}, status_code=422)
+
+    @app.exception_handler(StoreError)
+    async def _store_error(_request: Request, exc: StoreError) -> JSONResponse:
+        loc: list[str | int] = list(exc.field.split("."))
+        return problem(exc.status, loc, exc.message, _KINDS.get(exc.status, "invalid"))
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_request: Request, _exc: IntegrityError) -> JSONResponse:
+        return problem(409, ["body"], "the request conflicts with stored data (a concurrent write?)", "conflict")
+
+    @app.exception_handler(OperationalError)
+    async def _busy(_request: Request, _exc: OperationalError) -> JSONResponse:
+        return problem(503, ["database"], "the database is busy or unreachable; retry", "unavailable")
+
+
+class BodySizeLimit:
+    """Refuse request bodies over ``max_bytes`` with 413, before reading them all."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await self._refuse(scope, receive, send)
+                    return
+        seen = 0
+        too_big = False
+        replaced = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen, too_big
+            if too_big:  # the app reads on: give it an end of body, its answer is replaced anyway
+                return {"type": "http.request", "body": b"", "more_body": False}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    too_big = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal replaced
+            if not too_big:
+                await send(message)
+            elif not replaced and message["type"] == "http.response.start":
+                replaced = True
+                await self._refuse(scope, receive, send)
+
+        await self.app(scope, counting_receive, guarded_send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(413, ["body"], f"request body larger than {self.max_bytes} bytes", "too_large")
+        await response(scope, receive, send)
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` for the error codes a route may answer."""
+    from .schemas import ErrorResponse
+
+    return {code: {"model": ErrorResponse} for code in codes}

@@ -1,0 +1,51 @@
+"""The FastAPI app: :func:`create_app` assembles settings, the store, handlers and routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from lut_store import Store, head_revision
+
+from .cache import LutCache
+from .errors import BodySizeLimit, install_error_handlers
+from .routes import agent, devices, jobs, queries
+from .schemas import Health
+from .settings import Settings, get_settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None, *, store: Store | None = None, check_schema: bool = True) -> FastAPI:
+    """The hwlut server. Refuses to start on a database whose schema is behind (``hwlut db upgrade``)."""
+    settings = settings or get_settings()
+    store = store or Store(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if check_schema:
+            store.check_schema()
+        yield
+
+    app = FastAPI(
+        title="hwlut",
+        version="1",
+        summary="Device latency lookup tables (latencies in µs).",
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    app.state.lut_cache = LutCache()
+    app.dependency_overrides[get_settings] = lambda: settings
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    @app.get("/v1/health", tags=["health"])
+    def health() -> Health:
+        """Liveness and the schema revision this server speaks."""
+        return Health(schema_revision=head_revision())
+
+    for module in (devices, jobs, agent, queries):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,76 @@
+"""Profiling jobs: create one for a device, see its status and progress."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from lut_store import crud
+from lut_store.models import WorkItem, WorkStatus
+from searchspace import SpaceSpec, SpecError, load_space
+
+from ..convert import job_public
+from ..deps import ReaderDep, SessionDep, WritableDevice, WriteSessionDep
+from ..errors import ApiError, error_responses
+from ..schemas import FailedItem, JobCreate, JobPublic
+
+router = APIRouter(tags=["jobs"], responses=error_responses(401, 403, 404, 422))
+
+
+def resolve_space(space: str | dict[str, Any], resolution: int | None, where: str = "space") -> SpaceSpec:
+    """A built-in space by name, or a spec mapping; 422 naming the field otherwise."""
+    try:
+        if isinstance(space, str):
+            from searchspace import BUILTIN_SPACES
+
+            if space not in BUILTIN_SPACES:
+                raise SpecError(f"unknown space {space!r}; built in: {', '.join(BUILTIN_SPACES)} (or give a spec)")
+            return load_space(space, resolution=resolution)
+        spec = SpaceSpec.from_dict(space)
+        if resolution is not None and resolution != spec.resolution:
+            spec = SpaceSpec.from_dict({**spec.to_dict(), "resolution": resolution})
+        return spec
+    except (SpecError, ValueError, TypeError) as exc:
+        raise ApiError(422, ["body", where], str(exc)) from None
+
+
+@router.post("/v1/devices/{name}/jobs", status_code=201)
+def create_job(body: JobCreate, device: WritableDevice, session: WriteSessionDep) -> JobPublic:
+    """A profiling job whose work items are the distinct entries of the space."""
+    spec = resolve_space(body.space, body.resolution)
+    job = crud.create_job(
+        session=session,
+        device=device,
+        spec=spec,
+        runtime=body.runtime,
+        threads=body.threads,
+        options=body.options,
+        lease_seconds=body.lease_seconds,
+        max_attempts=body.max_attempts,
+    )
+    return job_public(session=session, job=job)
+
+
+@router.get("/v1/devices/{name}/jobs", dependencies=[ReaderDep])
+def list_jobs(name: str, session: SessionDep) -> list[JobPublic]:
+    """A device's jobs and imported LUTs, newest first."""
+    device = crud.get_device(session=session, name=name)
+    return [job_public(session=session, job=j) for j in crud.list_jobs(session=session, device=device)]
+
+
+@router.get("/v1/jobs/{job_id}", dependencies=[ReaderDep])
+def show_job(job_id: int, session: SessionDep) -> JobPublic:
+    """A job's status and progress."""
+    return job_public(session=session, job=crud.get_job(session=session, job_id=job_id))
+
+
+@router.get("/v1/jobs/{job_id}/failed", dependencies=[ReaderDep])
+def failed_items(job_id: int, session: SessionDep) -> list[FailedItem]:
+    """Items that failed for good, with their last error."""
+    job = crud.get_job(session=session, job_id=job_id)
+    items = session.scalars(
+        select(WorkItem).where(WorkItem.job_id == job.id, WorkItem.status == WorkStatus.FAILED).order_by(WorkItem.id)
+    )
+    return [FailedItem(item_id=i.id, key=i.key, attempts=i.attempts, error=i.last_error) for i in items]

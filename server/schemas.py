@@ -1,0 +1,342 @@
+"""The API's request and response models (apart from the ORM tables in :mod:`lut_store.models`).
+
+Every latency is in microseconds; fields say so with an ``_us`` suffix or a
+``unit`` field.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from lut_store.formats import FORMATS, MAX_LATENCY_US
+
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+Latency = Annotated[float, Field(ge=0, le=MAX_LATENCY_US, allow_inf_nan=False, description="µs")]
+SmallText = Annotated[str, StringConstraints(max_length=4000)]
+
+
+def _finite(value: Any, path: str = "") -> Any:
+    """Refuse NaN and infinities anywhere in a free-form JSON value (no database stores them as JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{path or 'value'}: NaN and infinity are not allowed")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _finite(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _finite(v, f"{path}[{i}]")
+    return value
+
+
+JsonDict = Annotated[dict[str, Any], AfterValidator(_finite)]
+
+
+class Strict(BaseModel):
+    """Requests reject unknown fields, so a typo is an error, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Problem(BaseModel):
+    """One thing wrong with a request: where (``loc``) and what (``msg``)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx answer of the API."""
+
+    detail: list[Problem]
+
+
+# -- devices ------------------------------------------------------------------------
+class DeviceCreate(Strict):
+    """Register a device."""
+
+    name: Name
+    description: SmallText = ""
+    hardware: JsonDict = Field(default_factory=dict, description="CPU model, cores, SoC, ...")
+    runtime: JsonDict = Field(default_factory=dict, description="runtime, version, threads, delegate, ...")
+
+
+class DevicePublic(BaseModel):
+    """A device as the API shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    description: str
+    hardware: dict[str, Any]
+    runtime: dict[str, Any]
+    created_at: datetime
+
+
+class DeviceWithToken(BaseModel):
+    """A new device and its token: the only time the token is shown."""
+
+    device: DevicePublic
+    token: str
+
+
+class TokenPublic(BaseModel):
+    """A new device token: the only time it is shown."""
+
+    device: str
+    token: str
+
+
+# -- jobs ------------------------------------------------------------------------------
+class JobCreate(Strict):
+    """A profiling job: its work items are the distinct entries of the space."""
+
+    space: str | JsonDict = Field("fbnet", description="a built-in space name, or a spec (see searchspace.spec)")
+    resolution: Annotated[int, Field(ge=8, le=4096)] | None = None
+    runtime: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "onnxruntime"
+    threads: Annotated[int, Field(ge=1, le=1024)] | None = None
+    options: JsonDict = Field(default_factory=dict)
+    lease_seconds: Annotated[float, Field(gt=0, le=86400, allow_inf_nan=False)] = 300.0
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+
+
+class Progress(BaseModel):
+    """Work items by status."""
+
+    pending: int
+    leased: int
+    done: int
+    failed: int
+    total: int
+
+
+class JobPublic(BaseModel):
+    """A job (or an imported LUT) with its progress."""
+
+    id: int
+    device: str
+    kind: str
+    status: str
+    space_name: str | None
+    space_hash: str | None
+    resolution: int | None
+    runtime: str
+    threads: int | None
+    options: dict[str, Any]
+    lease_seconds: float
+    max_attempts: int
+    source_format: str | None
+    created_at: datetime
+    completed_at: datetime | None
+    progress: Progress
+
+
+class FailedItem(BaseModel):
+    """An item that failed for good, with its last error."""
+
+    item_id: int
+    key: str
+    attempts: int
+    error: str | None
+
+
+# -- agent protocol ----------------------------------------------------------------------
+class ClaimRequest(Strict):
+    """Lease up to ``max_items`` work items."""
+
+    agent: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    max_items: Annotated[int, Field(ge=1, le=1000)] = 16
+    lease_seconds: Annotated[float, Field(gt=0, le=86400, allow_inf_nan=False)] | None = None
+
+
+class WorkItemPublic(BaseModel):
+    """A leased work item: measure ``key`` (its ``fields`` build the block)."""
+
+    item_id: int
+    kind: str
+    key: str
+    fields: dict[str, Any]
+    attempts: int
+
+
+class LeasePublic(BaseModel):
+    """A lease and its items (empty when nothing is left to claim)."""
+
+    lease_id: str
+    expires_at: datetime
+    items: list[WorkItemPublic]
+
+
+class HeartbeatRequest(Strict):
+    """Extend a lease."""
+
+    lease_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    lease_seconds: Annotated[float, Field(gt=0, le=86400, allow_inf_nan=False)] | None = None
+
+
+class HeartbeatResponse(BaseModel):
+    """How many items the lease holds, until when."""
+
+    items: int
+    expires_at: datetime
+
+
+class EntryStats(BaseModel):
+    """Statistics of one entry's samples, µs (``count`` samples)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    median: Latency
+    mean: Latency | None = None
+    std: Latency | None = None
+    min: Latency | None = None
+    p10: Latency | None = None
+    p90: Latency | None = None
+    ci_low: Latency | None = None
+    ci_high: Latency | None = None
+    count: Annotated[int, Field(ge=1)] | None = None
+    stop_reason: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _extras_finite(self) -> EntryStats:
+        _finite(self.model_extra or {})
+        return self
+
+
+class ResultIn(Strict):
+    """One measured item, named by ``item_id`` (or by ``key``)."""
+
+    item_id: int | None = None
+    key: Annotated[str, StringConstraints(max_length=255)] | None = None
+    stats: EntryStats
+
+
+class UploadRequest(Strict):
+    """Results of leased items, with the measurement's provenance."""
+
+    lease_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    results: Annotated[list[ResultIn], Field(max_length=10_000)]
+    provenance: JsonDict = Field(default_factory=dict)
+    overhead_us: Latency | None = None
+
+
+class UploadResponse(BaseModel):
+    """What an upload did: ``duplicates`` were already stored and left alone."""
+
+    accepted: int
+    duplicates: int
+    job_status: str
+
+
+class FailureRequest(Strict):
+    """An item that could not be measured."""
+
+    lease_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    item_id: int
+    error: SmallText
+
+
+class FailureResponse(BaseModel):
+    """The item's state after the failure: ``pending`` (retried) or ``failed`` (given up)."""
+
+    item_id: int
+    status: str
+    attempts: int
+
+
+# -- LUTs and queries ----------------------------------------------------------------------
+class LutImport(Strict):
+    """A LUT file's text to store as the device's LUT."""
+
+    content: Annotated[str, StringConstraints(min_length=1)]
+    format: Literal["hwlut", "csv", "hwnasbench", "proxyless", "ofa"] | None = Field(
+        None, description=f"one of {', '.join(FORMATS)}; guessed when absent"
+    )
+    space: str | dict[str, Any] | None = Field(None, description="space of a foreign table (name or spec)")
+    resolution: Annotated[int, Field(ge=8, le=4096)] | None = None
+
+
+class EntryPublic(BaseModel):
+    """One LUT entry; ``entry_key`` is null for an op that is no hwlut entry."""
+
+    key: str
+    entry_key: str | None
+    fields: dict[str, Any] | None
+    latency_us: float
+    stats: dict[str, Any]
+    unit: Literal["us"] = "us"
+
+
+class BatchRequest(Strict):
+    """Keys in any rendering."""
+
+    keys: Annotated[list[Annotated[str, StringConstraints(max_length=255)]], Field(min_length=1, max_length=10_000)]
+
+
+class BatchResponse(BaseModel):
+    """The entries found (by the key asked for) and the keys the LUT lacks."""
+
+    lut: int
+    unit: Literal["us"] = "us"
+    entries: dict[str, EntryPublic]
+    missing: list[str]
+
+
+class ArchitectureRequest(Strict):
+    """One architecture of the LUT's space: candidate names joined by commas, or a list."""
+
+    arch: str | list[str]
+
+
+class LayerLatency(BaseModel):
+    """One layer of an architecture and its LUT latency (null when missing)."""
+
+    layer: str
+    key: str
+    latency_us: float | None
+
+
+class ArchitectureLatency(BaseModel):
+    """An architecture's LUT sum, per layer; ``complete`` is false when entries are missing."""
+
+    lut: int
+    unit: Literal["us"] = "us"
+    total_us: float
+    overhead_us: float | None
+    complete: bool
+    missing: list[str]
+    layers: list[LayerLatency]
+
+
+class RatioRow(BaseModel):
+    """One entry on both devices: ``ratio = b_us / a_us``."""
+
+    key: str
+    a_us: float
+    b_us: float
+    ratio: float | None
+
+
+class Comparison(BaseModel):
+    """Two devices' LUTs entry by entry."""
+
+    a: str
+    b: str
+    a_lut: int
+    b_lut: int
+    unit: Literal["us"] = "us"
+    geomean_ratio: float | None
+    entries: list[RatioRow]
+    only_in_a: list[str]
+    only_in_b: list[str]
+
+
+class Health(BaseModel):
+    """The server is up; its schema revision."""
+
+    status: Literal["ok"] = "ok"
+    schema_revision: str

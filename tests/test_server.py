@@ -1,0 +1,413 @@
+"""The HTTP service through its ASGI app (TestClient) on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from lut_store import SchemaBehind, Store
+from lut_store.testing import empty_store, postgres_url
+from searchspace import LatencyTable, fbnet_space
+from server import Settings, create_app
+
+ADMIN = "admin-secret-token"
+READ = "read-secret-token"
+REFERENCE = Path("/work/shared/data/reference-luts")
+if not REFERENCE.is_dir():
+    REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-luts"
+ARCH = ",".join(["k3_e1"] * 22)
+
+
+def _need_postgres() -> None:
+    if postgres_url() is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI needs PostgreSQL: HWLUT_TEST_POSTGRES_URL is not set (scripts/test.sh starts one)")
+        pytest.skip("HWLUT_TEST_POSTGRES_URL is not set")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated store on SQLite, then on PostgreSQL."""
+    if request.param == "postgres":
+        _need_postgres()
+    s = empty_store(request.param, tmp_path)
+    s.upgrade()
+    yield s
+    s.dispose()
+
+
+def make_client(store: Store, **settings: Any) -> TestClient:
+    """A client of a fresh app on ``store``."""
+    settings.setdefault("admin_token", ADMIN)
+    return TestClient(create_app(Settings(**settings), store=store))
+
+
+@pytest.fixture
+def client(store: Store) -> Iterator[TestClient]:
+    with make_client(store) as c:
+        yield c
+
+
+def bearer(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def add_device(c: TestClient, name: str) -> str:
+    r = c.post("/v1/devices", json={"name": name, "hardware": {"cpu": "x"}}, headers=bearer(ADMIN))
+    assert r.status_code == 201, r.text
+    return r.json()["token"]
+
+
+def run_job(c: TestClient, device: str, token: str, scale: float = 1.0, resolution: int = 32) -> int:
+    """Create a job and measure every item with made-up numbers; returns the job id."""
+    r = c.post(f"/v1/devices/{device}/jobs", json={"space": "fbnet", "resolution": resolution}, headers=bearer(token))
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    lease = c.post(f"/v1/jobs/{job_id}/claim", json={"agent": "t", "max_items": 1000}, headers=bearer(token)).json()
+    results = [
+        {"item_id": i["item_id"], "stats": {"median": scale * (1 + n), "count": 5}}
+        for n, i in enumerate(lease["items"])
+    ]
+    r = c.post(
+        f"/v1/jobs/{job_id}/results",
+        json={"lease_id": lease["lease_id"], "results": results, "provenance": {"runtime": "ort"}},
+        headers=bearer(token),
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["job_status"] == "complete"
+    return job_id
+
+
+def db_fingerprint(store: Store) -> str:
+    """A hash of every row of every table: equal before and after means nothing was written."""
+    digest = hashlib.sha256()
+    with store.transaction() as session:
+        for table in ("devices", "device_tokens", "spaces", "jobs", "work_items", "lut_entries"):
+            rows = session.execute(text(f"SELECT * FROM {table} ORDER BY id")).all()
+            digest.update(repr([tuple(map(str, r)) for r in rows]).encode())
+    return digest.hexdigest()
+
+
+# -- the whole story ------------------------------------------------------------------
+def test_register_profile_query(client: TestClient) -> None:
+    token = add_device(client, "pixel")
+    job_id = run_job(client, "pixel", token)
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    total = len(fbnet_space(32).distinct_entries())
+    assert job["progress"] == {"pending": 0, "leased": 0, "done": total, "failed": 0, "total": total}
+
+    lut = LatencyTable.from_dict(client.get("/v1/devices/pixel/luts/latest").json())
+    assert lut.complete and len(lut.entries) == total and lut.space == fbnet_space(32)
+    entry = fbnet_space(32).layers[5].entry("k5_e6")
+    for key in (entry.key, entry.hwnasbench_key(), entry.proxyless_key()):
+        r = client.get(f"/v1/devices/pixel/luts/{job_id}/entries/{key}")
+        assert r.status_code == 200, r.text
+        assert r.json()["latency_us"] == lut.latency(entry) and r.json()["unit"] == "us"
+    by_fields = client.get("/v1/devices/pixel/luts/latest/entry", params=entry.fields()).json()
+    assert by_fields["entry_key"] == entry.key
+
+    batch = client.post(
+        "/v1/devices/pixel/luts/latest/batch",
+        json={"keys": [entry.proxyless_key(), "tbs_h9_w9_cin8_cout8_s1_k3_e1_g1"]},
+    ).json()
+    assert list(batch["entries"]) == [entry.proxyless_key()] and batch["missing"] == [
+        "tbs_h9_w9_cin8_cout8_s1_k3_e1_g1"
+    ]
+
+    arch = client.post("/v1/devices/pixel/luts/latest/latency", json={"arch": ARCH}).json()
+    assert arch["complete"] and arch["missing"] == []
+    assert arch["total_us"] == pytest.approx(lut.network_latency(ARCH))
+    assert [layer["layer"] for layer in arch["layers"]][:2] == ["stem", "layer0"] and len(arch["layers"]) == 26
+
+    csv_text = client.get("/v1/devices/pixel/luts/latest", params={"format": "csv"}).text
+    assert csv_text.splitlines()[0].startswith("key,entry_key,op") and len(csv_text.splitlines()) == total + 1
+
+
+def test_latest_is_the_newest_complete_lut_and_compare(client: TestClient) -> None:
+    a, b = add_device(client, "a"), add_device(client, "b")
+    assert client.get("/v1/devices/a/luts/latest/entries/x").status_code == 404
+    run_job(client, "a", a)
+    second = run_job(client, "a", a, scale=2.0)
+    run_job(client, "b", b, scale=3.0)
+    # a newer, unfinished job does not move `latest`
+    client.post("/v1/devices/a/jobs", json={"resolution": 32}, headers=bearer(a))
+    key = fbnet_space(32).layers[0].entry("k3_e1").key
+    assert (
+        client.get(f"/v1/devices/a/luts/latest/entries/{key}").json()["latency_us"]
+        == client.get(f"/v1/devices/a/luts/{second}/entries/{key}").json()["latency_us"]
+    )
+    cmp = client.get("/v1/compare", params={"a": "a", "b": "b"}).json()
+    assert cmp["a_lut"] == second and cmp["geomean_ratio"] == pytest.approx(1.5)
+    assert all(row["ratio"] == pytest.approx(1.5) for row in cmp["entries"])
+
+
+def test_missing_entries_are_flagged(client: TestClient) -> None:
+    token = add_device(client, "half")
+    job_id = client.post("/v1/devices/half/jobs", json={"resolution": 32}, headers=bearer(token)).json()["id"]
+    lease = client.post(f"/v1/jobs/{job_id}/claim", json={"agent": "t", "max_items": 10}, headers=bearer(token)).json()
+    results = [{"item_id": i["item_id"], "stats": {"median": 2.0}} for i in lease["items"]]
+    client.post(
+        f"/v1/jobs/{job_id}/results", json={"lease_id": lease["lease_id"], "results": results}, headers=bearer(token)
+    )
+    assert client.get("/v1/devices/half/luts/latest/entries/x").status_code == 404  # nothing complete
+    arch = client.post(f"/v1/devices/half/luts/{job_id}/latency", json={"arch": ARCH}).json()
+    assert not arch["complete"] and arch["missing"]
+    assert {layer["key"] for layer in arch["layers"] if layer["latency_us"] is None} == set(arch["missing"])
+
+
+@pytest.mark.parametrize("name", ["ofa_note10_224.yaml", "proxylessnas_mobile_trim.yaml"])
+def test_import_and_export_reference_tables(client: TestClient, name: str) -> None:
+    import yaml
+
+    token = add_device(client, "phone")
+    source = (REFERENCE / name).read_text()
+    r = client.post("/v1/devices/phone/luts", json={"content": source}, headers=bearer(token))
+    assert r.status_code == 201, r.text
+    fmt = r.json()["source_format"]
+    out = client.get("/v1/devices/phone/luts/latest", params={"format": fmt})
+    assert yaml.safe_load(out.text) == yaml.safe_load(source)
+    first = next(iter(yaml.safe_load(source)))
+    got = client.get(f"/v1/devices/phone/luts/latest/entries/{first}").json()
+    assert got["latency_us"] == yaml.safe_load(source)[first]["mean"] * 1000
+    # without a space there is no hwlut JSON document: a 409 that says why
+    r = client.get("/v1/devices/phone/luts/latest")
+    assert r.status_code == 409 and r.json()["detail"][0]["loc"] == ["query", "format"]
+
+
+# -- auth -------------------------------------------------------------------------------
+WRITES: list[tuple[str, str, Any]] = [
+    ("POST", "/v1/devices", {"name": "new-device"}),
+    ("DELETE", "/v1/devices/{dev}", None),
+    ("POST", "/v1/devices/{dev}/tokens", None),
+    ("POST", "/v1/devices/{dev}/jobs", {"resolution": 32}),
+    ("POST", "/v1/devices/{dev}/luts", {"content": "key,latency_us\ntbs_h8_w8_cin8_cout8_s1_k3_e1_g1,1.5\n"}),
+    ("POST", "/v1/jobs/{job}/claim", {"agent": "x"}),
+    ("POST", "/v1/jobs/{job}/heartbeat", {"lease_id": "{lease}"}),
+    (
+        "POST",
+        "/v1/jobs/{job}/results",
+        {"lease_id": "{lease}", "results": [{"item_id": "{item}", "stats": {"median": 1.0}}]},
+    ),
+    ("POST", "/v1/jobs/{job}/failures", {"lease_id": "{lease}", "item_id": "{item}", "error": "x"}),
+]
+ADMIN_ONLY = {"/v1/devices", "/v1/devices/{dev}", "/v1/devices/{dev}/tokens"}
+
+
+def _fill(value: Any, ctx: dict[str, Any]) -> Any:
+    if isinstance(value, str) and value.startswith("{") and value.endswith("}") and value[1:-1] in ctx:
+        return ctx[value[1:-1]]
+    if isinstance(value, str):
+        return value.format(**ctx)
+    if isinstance(value, dict):
+        return {k: _fill(v, ctx) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, ctx) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("who", ["nobody", "read", "other-device", "garbage", "own-device", "admin"])
+@pytest.mark.parametrize(("method", "path", "body"), WRITES, ids=[f"{m} {p}" for m, p, _ in WRITES])
+def test_auth_matrix(store: Store, who: str, method: str, path: str, body: Any) -> None:
+    with make_client(store, read_token=READ) as c:
+        own, other = add_device(c, "mine"), add_device(c, "theirs")
+        job = c.post("/v1/devices/mine/jobs", json={"resolution": 32}, headers=bearer(own)).json()["id"]
+        lease = c.post(f"/v1/jobs/{job}/claim", json={"agent": "a", "max_items": 2}, headers=bearer(own)).json()
+        ctx = {"dev": "mine", "job": job, "lease": lease["lease_id"], "item": lease["items"][0]["item_id"]}
+        token = {
+            "nobody": None,
+            "read": READ,
+            "other-device": other,
+            "garbage": "hwlut_nope",
+            "own-device": own,
+            "admin": ADMIN,
+        }[who]
+        before = db_fingerprint(store)
+        r = c.request(method, _fill(path, ctx), json=_fill(body, ctx), headers=bearer(token))
+        allowed = who == "admin" or (who == "own-device" and path not in ADMIN_ONLY)
+        if allowed:
+            assert r.status_code < 300, r.text
+        else:
+            assert r.status_code == (401 if token is None else 403), r.text
+            assert r.json()["detail"][0]["loc"] == ["header", "authorization"]
+            assert db_fingerprint(store) == before
+
+
+def test_reads_need_a_token_when_a_read_token_is_set(store: Store) -> None:
+    with make_client(store, read_token=READ) as c:
+        own = add_device(c, "d")
+        assert c.get("/v1/devices").status_code == 401
+        assert c.get("/v1/devices", headers=bearer("wrong")).status_code == 403
+        for token in (READ, ADMIN, own):
+            assert c.get("/v1/devices", headers=bearer(token)).status_code == 200
+        assert c.get("/v1/health").status_code == 200
+
+
+def test_no_admin_token_refuses_writes(store: Store) -> None:
+    with make_client(store, admin_token=None) as c:
+        r = c.post("/v1/devices", json={"name": "x"}, headers=bearer("anything"))
+        assert r.status_code == 403 and "HWLUT_ADMIN_TOKEN" in r.json()["detail"][0]["msg"]
+
+
+def test_tokens_are_stored_hashed(client: TestClient, store: Store) -> None:
+    token = add_device(client, "d")
+    with store.transaction() as session:
+        dump = json.dumps([list(map(str, r)) for r in session.execute(text("SELECT * FROM device_tokens")).all()])
+    assert token not in dump and hashlib.sha256(token.encode()).hexdigest() in dump
+
+
+# -- bad input -------------------------------------------------------------------------
+NAN_BODY = b'{"lease_id": "{lease}", "results": [{"item_id": {item}, "stats": {"median": NaN}}]}'
+BAD: list[tuple[str, str, Any, int, list[Any]]] = [
+    ("POST", "/v1/devices", {"name": "bad name!"}, 422, ["body", "name"]),
+    ("POST", "/v1/devices", {"name": "ok", "colour": "red"}, 422, ["body", "colour"]),
+    ("POST", "/v1/devices", {"name": "mine"}, 409, ["name"]),
+    ("POST", "/v1/devices", b'{"name": "ok", "hardware": {"ghz": Infinity}}', 422, ["body", "hardware"]),
+    ("POST", "/v1/devices/mine/jobs", {"space": "nope"}, 422, ["body", "space"]),
+    (
+        "POST",
+        "/v1/devices/mine/jobs",
+        {"space": {"name": "x", "resolution": 32, "stages": [], "candidates": ["k3_e1"]}},
+        422,
+        ["body", "space"],
+    ),
+    (
+        "POST",
+        "/v1/devices/mine/jobs",
+        {"space": {"name": "x", "resolution": 32, "stages": [{"channels": 8, "repeats": 1}], "candidates": ["k4_e1"]}},
+        422,
+        ["body", "space"],
+    ),
+    ("POST", "/v1/devices/mine/jobs", {"resolution": 0}, 422, ["body", "resolution"]),
+    ("POST", "/v1/devices/ghost/jobs", {"resolution": 32}, 404, ["device"]),
+    (
+        "POST",
+        "/v1/jobs/{job}/results",
+        {"lease_id": "{lease}", "results": [{"item_id": "{item}", "stats": {"median": -1.0}}]},
+        422,
+        ["body", "results", 0, "stats", "median"],
+    ),
+    (
+        "POST",
+        "/v1/jobs/{job}/results",
+        {"lease_id": "{lease}", "results": [{"item_id": "{item}", "stats": {"median": 1e12}}]},
+        422,
+        ["body", "results", 0, "stats", "median"],
+    ),
+    ("POST", "/v1/jobs/{job}/results", NAN_BODY, 422, ["body", "results", 0, "stats", "median"]),
+    (
+        "POST",
+        "/v1/jobs/{job}/results",
+        {"lease_id": "{lease}", "results": [{"key": "tbs_bad", "stats": {"median": 1}}]},
+        422,
+        ["results[0]", "key"],
+    ),
+    (
+        "POST",
+        "/v1/jobs/{job}/results",
+        {"lease_id": "other", "results": [{"item_id": "{item}", "stats": {"median": 1.0}}]},
+        409,
+        ["results[0]", "item_id"],
+    ),
+    (
+        "POST",
+        "/v1/jobs/{job}/results",
+        {
+            "lease_id": "{lease}",
+            "results": [{"item_id": "{item}", "stats": {"median": 1.0}}, {"item_id": 999999, "stats": {"median": 1.0}}],
+        },
+        404,
+        ["results[1]", "item_id"],
+    ),
+    ("POST", "/v1/jobs/{job}/claim", {"agent": "a", "max_items": 0}, 422, ["body", "max_items"]),
+    ("POST", "/v1/devices/mine/luts", {"content": "key,latency_us\nnot_a_key,1\n"}, 422, ["body", "content"]),
+    (
+        "POST",
+        "/v1/devices/mine/luts",
+        {"content": "key,latency_us\ntbs_h8_w8_cin8_cout8_s1_k3_e1_g1,nan\n"},
+        422,
+        ["body", "content"],
+    ),
+    ("GET", "/v1/devices/mine/luts/{job}/entries/tbs_h8_w8_cin8_cout8_s1_k4_e1_g1", None, 422, ["key"]),
+    ("GET", "/v1/devices/mine/luts/{job}/entries/garbage", None, 422, ["key"]),
+    ("GET", "/v1/devices/mine/luts/{job}/entry?op=blob&cin=8&cout=8&h=8&w=8", None, 422, ["query", "op"]),
+    ("GET", "/v1/devices/mine/luts/{job}/entry?op=tbs&cin=8&cout=8&h=8&w=8&kernel=2", None, 422, ["query", "kernel"]),
+    ("GET", "/v1/devices/mine/luts/{job}/entry?op=tbs&cin=-8&cout=8&h=8&w=8", None, 422, ["query", "cin"]),
+    ("GET", "/v1/devices/mine/luts/yesterday/entries/x", None, 422, ["lut"]),
+    (
+        "POST",
+        "/v1/devices/mine/luts/{job}/batch",
+        {"keys": ["tbs_h8_w8_cin8_cout8_s1_k3_e1_g1", "oops"]},
+        422,
+        ["body", "keys", 1],
+    ),
+    ("POST", "/v1/devices/mine/luts/{job}/latency", {"arch": "k3_e1,k9_e9"}, 422, ["body", "arch"]),
+    ("GET", "/v1/devices/mine/luts/{job}?format=xml", None, 422, ["query", "format"]),
+    ("POST", "/v1/devices", b"{not json", 422, ["body", 1]),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "loc"), BAD, ids=[f"{b[0]} {b[1]} {b[4]}" for b in BAD])
+def test_bad_input_is_a_4xx_naming_the_field(
+    store: Store, method: str, path: str, body: Any, status: int, loc: list[Any]
+) -> None:
+    with make_client(store) as c:
+        own = add_device(c, "mine")
+        job = c.post("/v1/devices/mine/jobs", json={"resolution": 32}, headers=bearer(own)).json()["id"]
+        lease = c.post(f"/v1/jobs/{job}/claim", json={"agent": "a", "max_items": 2}, headers=bearer(own)).json()
+        ctx = {"job": job, "lease": lease["lease_id"], "item": lease["items"][0]["item_id"]}
+        before = db_fingerprint(store)
+        kwargs: dict[str, Any] = {"headers": bearer(ADMIN)}
+        if isinstance(body, bytes):
+            raw = body.replace(b"{lease}", ctx["lease"].encode()).replace(b"{item}", str(ctx["item"]).encode())
+            kwargs["content"] = raw
+            kwargs["headers"]["content-type"] = "application/json"
+        elif body is not None:
+            kwargs["json"] = _fill(body, ctx)
+        r = c.request(method, _fill(path, ctx), **kwargs)
+        assert r.status_code == status, r.text
+        detail = r.json()["detail"]
+        assert detail[0]["loc"][: len(loc)] == loc, detail
+        assert db_fingerprint(store) == before
+
+
+def test_body_too_large(store: Store) -> None:
+    with make_client(store, max_body_bytes=1000) as c:
+        before = db_fingerprint(store)
+        r = c.post("/v1/devices", json={"name": "x", "description": "y" * 5000}, headers=bearer(ADMIN))
+        assert r.status_code == 413 and r.json()["detail"][0]["loc"] == ["body"]
+
+        def chunks() -> Iterator[bytes]:  # no content-length: counted as it streams
+            yield b'{"name": "x", "description": "'
+            for _ in range(50):
+                yield b"y" * 100
+            yield b'"}'
+
+        r = c.post("/v1/devices", content=chunks(), headers={**bearer(ADMIN), "content-type": "application/json"})
+        assert r.status_code == 413
+        assert db_fingerprint(store) == before
+
+
+def test_server_refuses_a_database_that_is_behind(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'old.db'}")
+    app = create_app(Settings(admin_token=ADMIN), store=store)
+    with pytest.raises(SchemaBehind, match="hwlut db upgrade"), TestClient(app):
+        pass
+    store.dispose()
+
+
+def test_openapi_describes_every_route(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    ops = [(p, m, op) for p, item in schema["paths"].items() for m, op in item.items()]
+    assert len(ops) >= 17
+    for path, method, op in ops:
+        assert op.get("summary") and op.get("description"), (path, method)
+        if path != "/v1/health":
+            assert "422" in op["responses"], (path, method)

@@ -1,0 +1,246 @@
+"""The LUT store on SQLite and PostgreSQL: migrations, the agent protocol's guarantees, imports."""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import func, select, text
+
+from lut_store import SchemaBehind, Store, crud, current_revision, head_revision, read_table, write_table
+from lut_store.models import LutEntry, WorkItem, utcnow
+from lut_store.testing import empty_store, postgres_url
+from searchspace import fbnet_space
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-luts"
+if not REFERENCE.is_dir():
+    REFERENCE = Path("/work/shared/data/reference-luts")
+
+
+def _need_postgres() -> None:
+    if postgres_url() is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI needs PostgreSQL: HWLUT_TEST_POSTGRES_URL is not set (scripts/test.sh starts one)")
+        pytest.skip("HWLUT_TEST_POSTGRES_URL is not set")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_kind(request: pytest.FixtureRequest) -> str:
+    """Each store test runs on SQLite and on PostgreSQL."""
+    if request.param == "postgres":
+        _need_postgres()
+    return request.param
+
+
+@pytest.fixture
+def store(db_kind: str, tmp_path: Path) -> Store:
+    """A store migrated to head."""
+    s = empty_store(db_kind, tmp_path)
+    s.upgrade()
+    yield s
+    s.dispose()
+
+
+def _job(store: Store, resolution: int = 32, max_attempts: int = 3) -> int:
+    with store.transaction(write=True) as session:
+        device, _ = crud.create_device(session=session, name="dev")
+        job = crud.create_job(
+            session=session, device=device, spec=fbnet_space(resolution), runtime="ort", max_attempts=max_attempts
+        )
+        return job.id
+
+
+def test_migrations_from_empty_to_head(db_kind: str, tmp_path: Path) -> None:
+    s = empty_store(db_kind, tmp_path)
+    assert current_revision(s.engine) is None
+    with pytest.raises(SchemaBehind, match="hwlut db upgrade"):
+        s.check_schema()
+    assert s.upgrade() == head_revision()
+    assert s.check_schema() == head_revision()
+    assert s.upgrade() == head_revision()  # idempotent
+    with s.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(LutEntry)) == 0
+    s.dispose()
+
+
+def test_sqlite_pragmas(tmp_path: Path) -> None:
+    s = Store(f"sqlite:///{tmp_path / 'x.db'}")
+    with s.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    s.dispose()
+
+
+def test_default_database_lives_in_hwlut_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from lut_store import database_url
+
+    monkeypatch.delenv("HWLUT_DATABASE_URL", raising=False)
+    monkeypatch.setenv("HWLUT_HOME", str(tmp_path))
+    assert database_url() == f"sqlite:///{tmp_path / 'hwlut.db'}"
+    monkeypatch.setenv("HWLUT_DATABASE_URL", "sqlite:///elsewhere.db")
+    assert database_url() == "sqlite:///elsewhere.db"
+    assert database_url("postgresql+psycopg://x/y") == "postgresql+psycopg://x/y"
+
+
+def test_job_items_are_the_distinct_entries(store: Store) -> None:
+    job_id = _job(store)
+    with store.transaction() as session:
+        keys = set(session.scalars(select(WorkItem.key).where(WorkItem.job_id == job_id)))
+    assert keys == {e.key for e in fbnet_space(32).distinct_entries()}
+
+
+def test_concurrent_claims_never_share_an_item(store: Store) -> None:
+    job_id = _job(store)
+    got: list[list[int]] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def claimer(n: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            mine: list[int] = []
+            while True:
+                with store.transaction(write=True) as session:
+                    job = crud.get_job(session=session, job_id=job_id)
+                    lease = crud.claim_items(session=session, job=job, agent=f"a{n}", max_items=7)
+                    ids = [i.id for i in lease.items]
+                if not ids:
+                    break
+                mine.extend(ids)
+            got.append(mine)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    flat = [i for ids in got for i in ids]
+    assert len(flat) == len(set(flat)) == len(fbnet_space(32).distinct_entries())
+
+
+def test_expired_lease_is_reclaimed_and_heartbeat_extends(store: Store) -> None:
+    job_id = _job(store)
+    t0 = utcnow()
+    with store.transaction(write=True) as session:
+        job = crud.get_job(session=session, job_id=job_id)
+        first = crud.claim_items(session=session, job=job, agent="a", max_items=3, lease_seconds=10, now=t0)
+        lease_a = first.lease_id
+        ids_a = {i.id for i in first.items}
+        crud.heartbeat(session=session, job=job, lease_id=lease_a, lease_seconds=10, now=t0 + timedelta(seconds=5))
+        # at t0+12 the heartbeat (until t0+15) still protects the items
+        other = crud.claim_items(session=session, job=job, agent="b", max_items=500, now=t0 + timedelta(seconds=12))
+        assert ids_a.isdisjoint(i.id for i in other.items)
+    with store.transaction(write=True) as session:
+        job = crud.get_job(session=session, job_id=job_id)
+        again = crud.claim_items(session=session, job=job, agent="c", max_items=500, now=t0 + timedelta(seconds=16))
+        assert {i.id for i in again.items} == ids_a
+        with pytest.raises(crud.NotFound):
+            crud.heartbeat(session=session, job=job, lease_id=lease_a)
+        # the old holder can no longer upload them
+        with pytest.raises(crud.Conflict):
+            crud.upload_results(
+                session=session, job=job, lease_id=lease_a, results=[{"item_id": min(ids_a), "stats": {"median": 1.0}}]
+            )
+
+
+def test_upload_is_idempotent_and_completes_the_job(store: Store) -> None:
+    job_id = _job(store)
+    with store.transaction(write=True) as session:
+        job = crud.get_job(session=session, job_id=job_id)
+        lease = crud.claim_items(session=session, job=job, agent="a", max_items=1000)
+        results = [{"item_id": i.id, "stats": {"median": 5.0 + i.id, "count": 9}} for i in lease.items]
+        assert crud.upload_results(session=session, job=job, lease_id=lease.lease_id, results=results) == (
+            len(results),
+            0,
+        )
+    with store.transaction(write=True) as session:
+        job = crud.get_job(session=session, job_id=job_id)
+        assert job.status == "complete"
+        assert crud.upload_results(session=session, job=job, lease_id=lease.lease_id, results=results) == (
+            0,
+            len(results),
+        )
+        assert session.scalar(select(func.count()).select_from(LutEntry)) == len(results)
+
+
+def test_failure_retries_then_fails(store: Store) -> None:
+    job_id = _job(store, max_attempts=2)
+    statuses = []
+    for _ in range(2):
+        with store.transaction(write=True) as session:
+            job = crud.get_job(session=session, job_id=job_id)
+            lease = crud.claim_items(session=session, job=job, agent="a", max_items=1)
+            item = crud.report_failure(
+                session=session, job=job, lease_id=lease.lease_id, item_id=lease.items[0].id, error="boom"
+            )
+            statuses.append((item.id, item.status, item.attempts))
+    assert statuses[0][0] == statuses[1][0]
+    assert [s[1:] for s in statuses] == [("pending", 1), ("failed", 2)]
+
+
+def test_deleting_a_device_cascades(store: Store) -> None:
+    _job(store)
+    with store.transaction(write=True) as session:
+        crud.delete_device(session=session, name="dev")
+    with store.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(WorkItem)) == 0
+        assert session.execute(text("SELECT COUNT(*) FROM jobs")).scalar() == 0
+
+
+@pytest.mark.parametrize("name", ["ofa_note10_224.yaml", "proxylessnas_mobile_trim.yaml"])
+def test_reference_tables_survive_the_database(store: Store, name: str) -> None:
+    source = (REFERENCE / name).read_text()
+    table = read_table(source, filename=name)
+    with store.transaction(write=True) as session:
+        device, _ = crud.create_device(session=session, name="phone")
+        job_id = crud.import_table(session=session, device=device, table=table).id
+    with store.transaction() as session:
+        snap = crud.lut_snapshot(session=session, job=crud.resolve_lut(session=session, device="phone", ref="latest"))
+    assert snap.job_id == job_id
+    text_out, left_out = write_table(crud.snapshot_table(snap), table.format)
+    assert left_out == []
+    original, again = yaml.safe_load(source), yaml.safe_load(text_out)
+    assert list(again) == list(original)
+    assert again == original  # every key, every value, bit for bit
+    # mapped rows answer to their hwlut key; the others to their own
+    row = next(r for r in snap.rows if r.entry is not None)
+    assert snap.find(row.entry.key) is row
+    assert snap.find(row.entry.hwnasbench_key()) is row
+    for key in table.unmapped():
+        assert snap.find(key).key == key
+
+
+def test_cli_db_upgrade_and_lut_import_export(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hwlut.cli import app
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    runner = CliRunner()
+    result = runner.invoke(app, ["db", "upgrade", "--db", url])
+    assert result.exit_code == 0 and head_revision() in result.output
+    src = REFERENCE / "proxylessnas_mobile_trim.yaml"
+    result = runner.invoke(app, ["lut", "import", str(src), "--device", "pixel1", "--db", url])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "again.yaml"
+    result = runner.invoke(
+        app, ["lut", "export", "--device", "pixel1", "--db", url, "--format", "proxyless", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(out.read_text()) == yaml.safe_load(src.read_text())
+
+
+def test_server_and_store_never_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, server.main, lut_store.crud; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"
