@@ -1,8 +1,15 @@
-"""Runtimes that run an exported artifact on this machine: onnxruntime and LiteRT.
+"""Runtimes that run an exported artifact: onnxruntime and LiteRT here, a phone over adb.
 
 One small interface: a :class:`Runtime` loads an artifact into a
 :class:`Loaded` model, which binds an input once and then runs single
-invocations (``run_once``) or returns outputs (``infer``, for checking).
+invocations (``run_once``), times one (``timed_run``: the measurement
+protocol's only entry point) or returns outputs (``infer``, for checking),
+and is released with ``close``. ``settings()`` says everything that decides
+the timings. The fixed per-invocation overhead of a runtime is measured by
+the protocol on a trivial model (:data:`profiler.protocol.TRIVIAL_ENTRY`).
+
+The adb runtime (:class:`profiler.adb.AdbRuntime`) registers itself in
+:data:`RUNTIMES` under ``adb``.
 """
 
 from __future__ import annotations
@@ -41,6 +48,16 @@ class Loaded(abc.ABC):
     @abc.abstractmethod
     def infer(self, x: np.ndarray) -> np.ndarray:
         """Outputs for ``x`` (in the artifact's own layout)."""
+
+    def timed_run(self, clock: Callable[[], int]) -> float:
+        """One timed invocation: its latency in µs, read from ``clock`` (nanoseconds).
+
+        A runtime that times on the device itself (adb) overrides this and
+        returns the device's figure instead.
+        """
+        t0 = clock()
+        self.run_once()
+        return (clock() - t0) / 1000.0
 
     def close(self) -> None:  # noqa: B027 - optional hook, most runtimes free on GC
         """Release the model."""
@@ -129,6 +146,9 @@ class OrtRuntime(Runtime):
             "runtime": "ort",
             "runtime_version": self._ort().__version__,
             "threads": self.threads,
+            "inter_op_threads": 1,
+            "execution_mode": "sequential",
+            "spinning": False,
             "optimization": self.optimization,
             "providers": list(self.providers),
         }
@@ -155,22 +175,37 @@ class _LiteRTLoaded(Loaded):
         self.interpreter = None
 
 
+#: TFLite interpreter packages, preferred first: LiteRT, then the legacy ``tflite_runtime``.
+TFLITE_PACKAGES: tuple[tuple[str, str], ...] = (
+    ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    ("tflite_runtime.interpreter", "tflite-runtime"),
+)
+
+
+def _interpreter_module(packages: tuple[tuple[str, str], ...] | None = None) -> tuple[Any, str, str]:
+    """LiteRT's interpreter module, falling back to ``tflite_runtime`` where only it exists.
+
+    Returns ``(module, distribution name, version)``.
+    """
+    import importlib
+
+    for module_name, dist in packages if packages is not None else TFLITE_PACKAGES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        try:
+            version = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            version = "unknown"
+        return module, dist, version
+    raise RuntimeUnavailable("no TFLite runtime: pip install ai-edge-litert (or tflite-runtime on older devices)")
+
+
 def _interpreter_class() -> tuple[Any, str, str]:
-    """LiteRT's interpreter, falling back to ``tflite_runtime`` where only it exists."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-
-        return Interpreter, "ai-edge-litert", metadata.version("ai-edge-litert")
-    except ImportError:
-        pass
-    try:
-        from tflite_runtime.interpreter import Interpreter
-
-        return Interpreter, "tflite-runtime", metadata.version("tflite-runtime")
-    except ImportError as exc:
-        raise RuntimeUnavailable(
-            "no TFLite runtime: pip install ai-edge-litert (or tflite-runtime on older devices)"
-        ) from exc
+    """LiteRT's ``Interpreter`` class, its distribution and version (see :func:`_interpreter_module`)."""
+    module, dist, version = _interpreter_module()
+    return module.Interpreter, dist, version
 
 
 @dataclass
@@ -183,13 +218,12 @@ class LiteRTRuntime(Runtime):
         self.name, self.format = "tflite", "tflite"
 
     def load(self, path: Path, input_shape: tuple[int, ...]) -> Loaded:
-        interpreter_cls, _, _ = _interpreter_class()
+        module, _, _ = _interpreter_module()
         kwargs: dict[str, Any] = {"model_path": str(path), "num_threads": self.threads}
         if not self.xnnpack:
-            from ai_edge_litert.interpreter import OpResolverType
-
-            kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        return _LiteRTLoaded(interpreter_cls(**kwargs), input_shape)
+            # The default delegate (XNNPACK) is applied unless the resolver excludes it.
+            kwargs["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        return _LiteRTLoaded(module.Interpreter(**kwargs), input_shape)
 
     def settings(self) -> dict[str, Any]:
         _, package, version = _interpreter_class()
@@ -206,9 +240,12 @@ RUNTIMES: dict[str, type[Runtime]] = {"ort": OrtRuntime, "tflite": LiteRTRuntime
 
 
 def make_runtime(name: str, **settings: Any) -> Runtime:
-    """A runtime by name (``ort``, ``tflite``); an unknown name lists the known ones."""
+    """A runtime by name (``ort``, ``tflite``, ``adb``); an unknown name lists the known ones."""
+    if name == "adb" and "adb" not in RUNTIMES:
+        from . import adb  # noqa: F401 - registers itself
+
     try:
         cls = RUNTIMES[name]
     except KeyError:
-        raise ValueError(f"runtime: unknown runtime {name!r}; known: {', '.join(RUNTIMES)}") from None
+        raise ValueError(f"runtime: unknown runtime {name!r}; known: {', '.join([*RUNTIMES, 'adb'])}") from None
     return cls(**settings)

@@ -10,6 +10,16 @@ version 1
     "entries": {CANONICAL_KEY: STATS}}``. ``STATS`` holds at least
     ``median`` (µs); the profiler adds ``mean, std, min, p10, p90, count,
     ci_low, ci_high, stop_reason``.
+
+version 1, additions (older readers ignore them; older files lack them)
+    ``STATS`` from the profiler also carries ``max, ci_half_width, ci_rel``
+    (the CI's largest distance from the median over the median),
+    ``confidence`` (0.95), ``passes`` (accepted passes it was timed in) and
+    ``time_s`` (its measuring time); ``stop_reason`` is ``"ci"`` (precision
+    reached), ``"time_cap"`` or absent. A CI bound that a tiny sample cannot
+    give is null. Top level: ``"errors": {CANONICAL_KEY: MESSAGE}`` for
+    entries whose measurement failed (absent from ``entries``). The
+    profiler's provenance is described in :mod:`profiler.local`.
 """
 
 from __future__ import annotations
@@ -58,6 +68,7 @@ class LatencyTable:
     provenance: dict[str, Any] = field(default_factory=dict)
     overhead_us: float | None = None
     complete: bool = False
+    errors: dict[str, str] = field(default_factory=dict)
 
     # -- lookups --------------------------------------------------------------
     def latency(self, entry: Entry | str) -> float:
@@ -95,6 +106,7 @@ class LatencyTable:
             "overhead_us": self.overhead_us,
             "complete": self.complete,
             "entries": self.entries,
+            "errors": self.errors,
         }
 
     @classmethod
@@ -124,6 +136,7 @@ class LatencyTable:
             provenance=dict(doc.get("provenance") or {}),
             overhead_us=doc.get("overhead_us"),
             complete=bool(doc.get("complete", False)),
+            errors={str(k): str(v) for k, v in (doc.get("errors") or {}).items()},
         )
 
     def save(self, path: str | Path) -> None:

@@ -13,6 +13,7 @@ from . import device as device_cmd
 from . import export as export_cmd
 from . import job as job_cmd
 from . import lut as lut_cmd
+from . import profile as profile_cmd
 from . import quickstart as quickstart_cmd
 from . import serve as serve_cmd
 from . import space as space_cmd
@@ -32,6 +33,7 @@ app.add_typer(device_cmd.app, name="device")
 app.add_typer(job_cmd.app, name="job")
 app.add_typer(lut_cmd.app, name="lut")
 app.add_typer(lut_cmd.query_app, name="query")
+app.command("profile")(profile_cmd.profile)
 
 
 def main() -> None:

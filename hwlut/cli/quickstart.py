@@ -1,13 +1,14 @@
 """``hwlut quickstart``: export a few blocks of FBNet and time them on this CPU.
 
 A first look that needs no server: a handful of entries of the 32x32 space,
-exported to ONNX and TFLite, each timed on onnxruntime and on LiteRT with one
-thread. The full measurement protocol, the server and the agent build on this.
+exported to ONNX and TFLite, each measured on onnxruntime and on LiteRT with
+one thread by the measurement protocol (:mod:`profiler.protocol`: warm-up,
+interleaved passes with a sentinel, stop on the median's 95% CI or a time
+cap). ``hwlut profile`` measures a whole space the same way.
 """
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import Annotated
 
@@ -23,11 +24,14 @@ DEFAULT_OPS = ("k3_e1", "k3_e6", "k5_e6", "k5_e1_g2", "skip")
 def quickstart(
     resolution: Annotated[int, typer.Option("--resolution", "-r", help="Input resolution (32 or 224).")] = 32,
     layer: Annotated[int, typer.Option(help="Searchable layer whose candidates are timed.")] = 5,
-    runs: Annotated[int, typer.Option(min=5, help="Timed runs per entry and runtime.")] = 200,
+    precision: Annotated[float, typer.Option(min=1e-6, help="Target ± share of the median's 95% CI.")] = 0.01,
+    time_cap: Annotated[float, typer.Option(min=1e-3, help="Measuring time cap per entry, seconds.")] = 1.0,
     threads: Annotated[int, typer.Option(min=1, help="Threads per runtime.")] = 1,
 ) -> None:
     """Export a few FBNet blocks to ONNX and TFLite and print their latencies here."""
     from profiler.export import ArtifactCache, entry_target
+    from profiler.local import default_sentinel
+    from profiler.protocol import ProtocolConfig, measure_batch
     from profiler.runtimes import make_runtime
 
     console = Console()
@@ -37,32 +41,39 @@ def quickstart(
     chosen = spec.layers[layer]
     entries = [chosen.entry(op) for op in DEFAULT_OPS] + [spec.fixed_entries()["stem"], spec.fixed_entries()["fc"]]
     cache = ArtifactCache()
+    config = ProtocolConfig(target_rel_ci=precision, time_cap_s=time_cap, warmup_s=0.2)
     runtimes = [make_runtime("ort", threads=threads), make_runtime("tflite", threads=threads)]
     table = Table(
         "entry",
-        *(f"{rt.name} median µs (p10–p90)" for rt in runtimes),
+        *(f"{rt.name} median µs (±CI, stop)" for rt in runtimes),
         title=f"FBNet {resolution}x{resolution}, layer {layer} ({chosen.cin}->{chosen.cout}, "
-        f"{chosen.h}x{chosen.w}, stride {chosen.stride}), {threads} thread(s), {runs} runs",
+        f"{chosen.h}x{chosen.w}, stride {chosen.stride}), {threads} thread(s), "
+        f"95% CI target ±{precision:.1%} or {time_cap:g} s",
     )
     started = time.perf_counter()
+    cells: dict[str, list[str]] = {e.key: [] for e in entries}
     with console.status("exporting and timing…") as status:
-        for entry in entries:
-            cells = []
-            for rt in runtimes:
-                status.update(f"{entry.key}: {rt.name}")
+        for rt in runtimes:
+            loaded = []
+            for entry in entries:
+                status.update(f"{rt.name}: export {entry.key}")
                 artifact = cache.get(entry_target(entry), rt.format)
-                model = rt.load(artifact.path, artifact.input_shape)
-                for _ in range(max(10, runs // 10)):
-                    model.run_once()
-                samples = []
-                for _ in range(runs):
-                    t0 = time.perf_counter_ns()
-                    model.run_once()
-                    samples.append((time.perf_counter_ns() - t0) / 1000)
+                loaded.append((entry.key, rt.load(artifact.path, artifact.input_shape)))
+            sentinel_art = cache.get(entry_target(default_sentinel(spec)), rt.format)
+            sentinel = rt.load(sentinel_art.path, sentinel_art.input_shape)
+            status.update(f"{rt.name}: measuring {len(loaded)} entries in interleaved passes")
+            result = measure_batch(loaded, sentinel, config)
+            for key, model in loaded:
                 model.close()
-                deciles = statistics.quantiles(samples, n=10)
-                cells.append(f"{statistics.median(samples):9.1f} ({deciles[0]:.1f}–{deciles[-1]:.1f})")
-            table.add_row(entry.key, *cells)
+                res = result.entries[key]
+                if res.summary is None:
+                    cells[key].append(f"error: {res.error}")
+                else:
+                    s = res.summary
+                    cells[key].append(f"{s.median:9.1f} (±{s.ci_rel:.1%}, {res.stop_reason})")
+            sentinel.close()
+    for key, row in cells.items():
+        table.add_row(key, *row)
     console.print(table)
     console.print(
         f"{len(entries)} entries x {len(runtimes)} runtimes in {time.perf_counter() - started:.1f} s; "

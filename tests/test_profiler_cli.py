@@ -1,0 +1,65 @@
+"""``hwlut profile`` as a real process: killed with SIGKILL it leaves a valid file, and resumes from it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from searchspace import LatencyTable
+
+ARGS = [
+    "profile", "--runtime", "ort", "-r", "32", "--limit", "6", "--batch-size", "2",
+    "--precision", "0.000001", "--time-cap", "0.3", "--slice", "0.02", "--warmup-time", "0.05",
+]  # fmt: skip
+
+
+def _cmd(out: Path) -> list[str]:
+    return [sys.executable, "-c", "from hwlut.cli import main; main()", *ARGS, "--out", str(out)]
+
+
+def _partial(out: Path) -> dict | None:
+    try:
+        doc = json.loads(out.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if doc.get("entries") else None
+
+
+@pytest.mark.slow
+def test_kill_9_leaves_a_valid_partial_file_and_the_rerun_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "lut.json"
+    proc = subprocess.Popen(_cmd(out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
+    deadline = time.monotonic() + 180
+    try:
+        while _partial(out) is None:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+            assert time.monotonic() < deadline, "no partial LUT in time"
+            time.sleep(0.01)  # polling interval, not a wait for a result
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if proc.stderr:
+            proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    partial = LatencyTable.load(out)  # valid JSON, a valid LUT
+    kept = dict(partial.entries)
+    assert 1 <= len(kept) < 6 and not partial.complete
+
+    done = subprocess.run(_cmd(out), capture_output=True, text=True, timeout=300, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = LatencyTable.load(out)
+    assert len(table.entries) == 6 and not table.errors
+    for key, stats in kept.items():
+        assert table.entries[key] == stats  # not measured again
+    assert len(table.provenance["sessions"]) == 2
+    assert table.provenance["sessions"][1]["measured"] == 6 - len(kept)
+    assert "partial" in done.stderr  # 6 of the space's 112 entries

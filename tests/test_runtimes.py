@@ -1,0 +1,81 @@
+"""Real onnxruntime and LiteRT runs of a few 32x32 entries through the protocol, and the runtime interface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from profiler.local import profile_space
+from profiler.protocol import ProtocolConfig
+from profiler.runtimes import RuntimeUnavailable, _interpreter_module, make_runtime
+from profiler.stats import STAT_FIELDS
+from searchspace import LatencyTable, load_space
+
+QUICK = ProtocolConfig(warmup_runs=3, warmup_s=0.05, entry_warmup_s=0.0, slice_s=0.01, time_cap_s=0.15)
+PROVENANCE = (
+    "runtime",
+    "exporter",
+    "host",
+    "protocol",
+    "sentinel",
+    "overhead",
+    "started_at",
+    "finished_at",
+    "sessions",
+)
+HOST = ("cpu_model", "cores", "affinity", "affinity_mask", "governor", "os", "python")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "settings", "expect"),
+    [
+        ("ort", {"optimization": "all"}, {"optimization": "all", "inter_op_threads": 1, "spinning": False}),
+        ("tflite", {"xnnpack": True}, {"xnnpack": True, "runtime_package": "ai-edge-litert"}),
+        ("tflite", {"xnnpack": False}, {"xnnpack": False}),
+    ],
+)
+def test_real_runtime_profiles_entries_with_every_field(
+    name: str, settings: dict, expect: dict, tmp_path: Path
+) -> None:
+    space = load_space("fbnet", resolution=32)
+    fixed = space.fixed_entries()
+    entries = [fixed["fc"], fixed["pool"], space.layers[-1].entry("k3_e1")]
+    out = tmp_path / "lut.json"
+    runtime = make_runtime(name, threads=1, **settings)
+    profile_space(space, runtime, out, QUICK, entries=entries, sentinel=fixed["fc"])
+    table = LatencyTable.load(out)
+    assert set(table.entries) == {e.key for e in entries} and not table.errors
+    for stats in table.entries.values():
+        for field in (*STAT_FIELDS, "stop_reason", "passes", "time_s"):
+            assert field in stats, field
+        assert stats["stop_reason"] in ("ci", "time_cap")
+        assert 0 < stats["min"] <= stats["p10"] <= stats["median"] <= stats["p90"] <= stats["max"]
+        assert stats["count"] >= QUICK.min_passes * QUICK.min_runs_per_pass
+    prov = table.provenance
+    for key in PROVENANCE:
+        assert key in prov, key
+    for key in HOST:
+        assert key in prov["host"], key
+    rt = prov["runtime"]
+    assert rt["runtime"] == name and rt["threads"] == 1 and rt["runtime_version"]
+    assert expect.items() <= rt.items()
+    assert prov["exporter"]["versions"]["torch"].startswith("2.13")
+    assert table.overhead_us is not None and table.overhead_us > 0
+    assert "max_abs_drift" in prov["sentinel"] and "passes_redone" in prov["sentinel"]
+    assert table.device is not None and table.device["kind"] == "local"
+
+
+def test_tflite_runtime_fallback_and_absence() -> None:
+    module, dist, _ = _interpreter_module((("no_such_pkg.interpreter", "nope"), ("ai_edge_litert.interpreter", "x")))
+    assert dist == "x" and hasattr(module, "Interpreter")
+    with pytest.raises(RuntimeUnavailable, match="tflite-runtime"):
+        _interpreter_module((("no_such_pkg.interpreter", "nope"),))
+
+
+def test_make_runtime_names() -> None:
+    assert make_runtime("adb").name == "adb"
+    assert make_runtime("ort", threads=2).settings()["threads"] == 2
+    with pytest.raises(ValueError, match="known: ort, tflite"):
+        make_runtime("tvm")
