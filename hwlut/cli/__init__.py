@@ -15,6 +15,7 @@ from . import job as job_cmd
 from . import lut as lut_cmd
 from . import profile as profile_cmd
 from . import quickstart as quickstart_cmd
+from . import search as search_cmd
 from . import serve as serve_cmd
 from . import space as space_cmd
 
@@ -27,6 +28,7 @@ app = typer.Typer(
 app.add_typer(space_cmd.app, name="space")
 app.command("export")(export_cmd.export)
 app.command("quickstart")(quickstart_cmd.quickstart)
+app.command("search")(search_cmd.search)
 app.add_typer(db_cmd.app, name="db")
 app.command("serve")(serve_cmd.serve)
 app.add_typer(device_cmd.app, name="device")

@@ -1,0 +1,279 @@
+"""Where a search's latencies come from, and the LUT as one tensor.
+
+Two sources give the same :class:`~searchspace.LatencyTable`:
+
+``--lut FILE``
+    an hwlut JSON LUT file (:func:`load_lut_file`).
+``--server URL --device NAME [--job ID|latest]``
+    the LUT document served at ``GET {URL}/v1/devices/{NAME}/luts/{JOB}``,
+    fetched through the shared client :mod:`hwlut.client`
+    (:func:`fetch_server_lut`, the one place that speaks HTTP).
+
+Each source also yields a :class:`LutSource` record (device, job, content
+hash) that the search writes into its result, so a result always says which
+table it was optimised against.
+
+:class:`LatencyModel` turns a table into a ``(layers, candidates)`` tensor
+plus the fixed entries (stem, head, pool, classifier) once per job; the
+expected latency of a mixture ``m`` is then ``(m * table).sum() + fixed`` —
+one tensor operation per step, no dictionary look-ups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import torch
+
+from searchspace import Architecture, Entry, LatencyTable, MissingEntries, SpaceSpec
+
+__all__ = [
+    "LatencyModel",
+    "LutSource",
+    "LutSourceError",
+    "calibrated_latency",
+    "check_complete",
+    "entry_macs",
+    "fetch_server_lut",
+    "load_lut_file",
+    "lut_content_hash",
+    "synthetic_table",
+]
+
+
+class LutSourceError(RuntimeError):
+    """A LUT that could not be obtained (no file, server error, not a LUT)."""
+
+
+@dataclass(frozen=True)
+class LutSource:
+    """Which LUT a search used: where it came from, for which device, its content hash."""
+
+    kind: str  # "file" or "server"
+    location: str  # the path, or the URL fetched
+    device: str | None
+    job: str | None
+    content_hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+    @property
+    def label(self) -> str:
+        """A short human name: the device, else the file name."""
+        return self.device or Path(self.location).stem
+
+
+def lut_content_hash(table: LatencyTable) -> str:
+    """SHA-256 of the table's canonical JSON document (key order and whitespace ignored)."""
+    canonical = json.dumps(table.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _device_name(device: Any) -> str | None:
+    if isinstance(device, Mapping):
+        name = device.get("name")
+        return str(name) if name is not None else None
+    return str(device) if device is not None else None
+
+
+def load_lut_file(path: str | Path) -> tuple[LatencyTable, LutSource]:
+    """Read an hwlut JSON LUT file and describe it as a :class:`LutSource`."""
+    path = Path(path)
+    if not path.is_file():
+        raise LutSourceError(f"{path}: no such LUT file")
+    table = LatencyTable.load(path)
+    job = table.provenance.get("job")
+    source = LutSource(
+        kind="file",
+        location=str(path),
+        device=_device_name(table.device),
+        job=None if job is None else str(job),
+        content_hash=lut_content_hash(table),
+    )
+    return table, source
+
+
+class _HeaderRecorder(httpx.BaseTransport):
+    """Passes requests through, keeping the last response's ``X-Hwlut-Lut`` (the job id served)."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.lut_id: str | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        self.lut_id = response.headers.get("x-hwlut-lut", self.lut_id)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def fetch_server_lut(
+    server: str,
+    device: str,
+    job: str = "latest",
+    *,
+    token: str | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> tuple[LatencyTable, LutSource]:
+    """Fetch one device's LUT from an hwlut server through the shared client (:mod:`hwlut.client`).
+
+    ``GET {server}/v1/devices/{device}/luts/{job}`` (``job``: an id or
+    ``latest``, the newest complete LUT) answers the hwlut LUT document. The
+    job actually served is read from the ``X-Hwlut-Lut`` header, else the
+    document's ``provenance.job``, else ``job`` as asked. ``transport`` swaps
+    the HTTP transport (``httpx.MockTransport`` in tests).
+    """
+    from hwlut.client import HwlutClient, HwlutError
+
+    recorder = _HeaderRecorder(transport if transport is not None else httpx.HTTPTransport(retries=2))
+    url = f"{server.rstrip('/')}/v1/devices/{device}/luts/{job}"
+    try:
+        with HwlutClient(server, token=token, transport=recorder) as client:
+            table = client.lut(device, job)
+    except HwlutError as exc:
+        raise LutSourceError(f"GET {url}: {exc}") from None
+    except (ValueError, KeyError) as exc:
+        raise LutSourceError(f"GET {url}: not an hwlut LUT document: {exc}") from None
+    served_job = recorder.lut_id or table.provenance.get("job") or job
+    source = LutSource(
+        kind="server",
+        location=url,
+        device=_device_name(table.device) or device,
+        job=str(served_job),
+        content_hash=lut_content_hash(table),
+    )
+    return table, source
+
+
+def check_complete(table: LatencyTable, space: SpaceSpec) -> None:
+    """Raise :class:`~searchspace.MissingEntries` listing every entry of ``space`` the table lacks."""
+    missing = table.missing(space.distinct_entries())
+    if missing:
+        raise MissingEntries(missing)
+
+
+def calibrated_latency(table: LatencyTable, space: SpaceSpec, arch: Architecture | str) -> float | None:
+    """The calibrated whole-network latency (µs), or ``None`` where the LUT carries no calibration.
+
+    The hook for calibration data. Used, in order:
+
+    1. ``provenance["calibration"] = {"slope": a, "intercept_us": b}`` (a fit of
+       end-to-end measurements against LUT sums): ``a * raw + b``;
+    2. ``overhead_us`` (the runtime's fixed per-invocation cost, paid by every
+       entry in the LUT but once by a whole network): ``raw - (n - 1) * overhead``.
+    """
+    raw = table.network_latency(arch)
+    calib = table.provenance.get("calibration")
+    if isinstance(calib, Mapping) and "slope" in calib:
+        return float(calib["slope"]) * raw + float(calib.get("intercept_us", 0.0))
+    if table.overhead_us is not None and math.isfinite(table.overhead_us):
+        return raw - (len(space.entries_of(arch)) - 1) * float(table.overhead_us)
+    return None
+
+
+class LatencyModel(torch.nn.Module):
+    """A LUT as tensors: ``table[i, k]`` is the latency of candidate ``k`` at layer ``i``.
+
+    Latencies are kept in *units* of ``unit_ms`` milliseconds (see
+    :mod:`searcher.loss` for why the unit matters). Padding (a layer with fewer
+    candidates than the widest) holds 0 and is masked out by the super net.
+    """
+
+    table: torch.Tensor
+    mask: torch.Tensor
+    fixed: torch.Tensor
+
+    def __init__(self, table: LatencyTable, space: SpaceSpec, *, unit_ms: float = 1.0) -> None:
+        super().__init__()
+        check_complete(table, space)
+        kmax = max(len(layer.candidates) for layer in space.layers)
+        values = torch.zeros(len(space.layers), kmax, dtype=torch.float64)
+        mask = torch.zeros(len(space.layers), kmax, dtype=torch.bool)
+        for layer in space.layers:
+            for k, cand in enumerate(layer.candidates):
+                values[layer.index, k] = table.latency(layer.entry(cand))
+                mask[layer.index, k] = True
+        fixed_us = math.fsum(table.latency(e) for e in space.fixed_entries().values())
+        self.unit_ms = float(unit_ms)
+        self.space = space
+        scale = 1.0 / (1000.0 * self.unit_ms)
+        self.register_buffer("table", (values * scale).float())
+        self.register_buffer("mask", mask)
+        self.register_buffer("fixed", torch.tensor(fixed_us * scale, dtype=torch.float32))
+        self.table_us = values
+        self.fixed_us = fixed_us
+
+    def forward(self, m: torch.Tensor) -> torch.Tensor:
+        """Expected latency (in units) of the mixture ``m`` of shape ``(layers, candidates)``."""
+        return (m * self.table.to(m.dtype)).sum() + self.fixed.to(m.dtype)
+
+    def bounds_us(self) -> tuple[float, float]:
+        """The smallest and largest whole-network latency (µs) in the space."""
+        big = torch.finfo(torch.float64).max
+        lo = self.table_us.masked_fill(~self.mask, big).min(dim=1).values.sum().item()
+        hi = self.table_us.masked_fill(~self.mask, -big).max(dim=1).values.sum().item()
+        return lo + self.fixed_us, hi + self.fixed_us
+
+    def arch_latency_us(self, indices: list[int]) -> float:
+        """The raw LUT sum (µs) of the architecture picking candidate ``indices[i]`` at layer ``i``."""
+        return math.fsum(self.table_us[i, k].item() for i, k in enumerate(indices)) + self.fixed_us
+
+
+def entry_macs(entry: Entry) -> int:
+    """Multiply-accumulates of one entry at batch 1 (analytic; BN and ReLU not counted)."""
+    oh, ow = entry.out_h, entry.out_w
+    if entry.op == "tbs":
+        mid = entry.cin * entry.expansion
+        expand = entry.h * entry.w * entry.cin * mid // entry.groups
+        depthwise = oh * ow * mid * entry.kernel**2
+        project = oh * ow * mid * entry.cout // entry.groups
+        return expand + depthwise + project
+    if entry.op == "skip":
+        return 0 if entry.is_identity else oh * ow * entry.cin * entry.cout
+    if entry.op == "conv":
+        return oh * ow * entry.cin * entry.cout * entry.kernel**2 // entry.groups
+    if entry.op == "pool":
+        return entry.h * entry.w * entry.cin
+    return entry.cin * entry.cout * entry.h * entry.w
+
+
+def synthetic_table(
+    space: SpaceSpec,
+    *,
+    device: str = "synthetic",
+    us_per_mmac: float = 2.0,
+    overhead_us: float = 5.0,
+    jitter: float = 0.1,
+    seed: int = 0,
+) -> LatencyTable:
+    """A made-up, complete LUT of ``space``: ``overhead + us_per_mmac * MMACs``, times seeded jitter.
+
+    For demos, tests and benchmarks of the search; its provenance says it is
+    synthetic. Two seeds or two ``us_per_mmac`` give two "devices".
+    """
+    import random
+
+    rng = random.Random(seed)
+    entries = {}
+    for entry in space.distinct_entries():
+        base = 0.0 if entry.is_identity else overhead_us + us_per_mmac * entry_macs(entry) / 1e6
+        median = base * (1.0 + jitter * (2 * rng.random() - 1))
+        entries[entry.key] = {"median": median, "count": 1}
+    return LatencyTable(
+        space=space,
+        entries=entries,
+        device={"name": device},
+        provenance={"synthetic": True, "us_per_mmac": us_per_mmac, "overhead_us": overhead_us, "seed": seed},
+        complete=True,
+    )
