@@ -52,7 +52,10 @@ FORMATS = ("onnx", "tflite")
 SUFFIX = {"onnx": ".onnx", "tflite": ".tflite"}
 #: Bumped whenever the builders or export settings change what an artifact holds.
 BUILD_REVISION = 3
-ONNX_OPTIMIZE = False  # onnxruntime optimises the graph itself when it loads it
+#: onnxscript's graph optimiser on. Without it the exported graph keeps Shape/Expand/CastLike
+#: chains around every BatchNorm that block onnxruntime's fusions: k5_e6 at 32x32 ran
+#: 667 µs instead of 100 µs on onnxruntime 1.32 (level all, 1 thread).
+ONNX_OPTIMIZE = True
 
 
 @cache
