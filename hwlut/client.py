@@ -181,6 +181,10 @@ class HwlutClient:
         }
         return self._json("POST", "/v1/devices", json=body)
 
+    def whoami(self) -> dict[str, Any]:
+        """``{"admin": bool, "device": name or None}``: who this client's token is."""
+        return self._json("GET", "/v1/whoami")
+
     def devices(self) -> list[dict[str, Any]]:
         """Every device."""
         return self._json("GET", "/v1/devices")
@@ -209,8 +213,9 @@ class HwlutClient:
         options: Mapping[str, Any] | None = None,
         lease_seconds: float = 300.0,
         max_attempts: int = 3,
+        entries: Sequence[str] | None = None,
     ) -> dict[str, Any]:
-        """A profiling job for ``device``: its work items are the space's distinct entries."""
+        """A profiling job for ``device``: its work items are the space's distinct entries (or only ``entries``)."""
         body = {
             "space": space if isinstance(space, str) else dict(space),
             "resolution": resolution,
@@ -220,6 +225,8 @@ class HwlutClient:
             "lease_seconds": lease_seconds,
             "max_attempts": max_attempts,
         }
+        if entries is not None:
+            body["entries"] = list(entries)
         return self._json("POST", f"/v1/devices/{device}/jobs", json=body)
 
     def job(self, job_id: int) -> dict[str, Any]:
@@ -264,6 +271,13 @@ class HwlutClient:
         if overhead_us is not None:
             body["overhead_us"] = overhead_us
         return self._json("POST", f"/v1/jobs/{job_id}/results", json=body)
+
+    def release(self, job_id: int, lease_id: str, item_ids: Sequence[int] | None = None) -> int:
+        """Hand back leased items unmeasured (all of the lease's, or ``item_ids``); returns how many."""
+        body: dict[str, Any] = {"lease_id": lease_id}
+        if item_ids is not None:
+            body["item_ids"] = list(item_ids)
+        return self._json("POST", f"/v1/jobs/{job_id}/release", json=body)["released"]
 
     def fail(self, job_id: int, lease_id: str, item_id: int, error: str) -> dict[str, Any]:
         """Report an item that could not be measured (retried up to the job's limit)."""

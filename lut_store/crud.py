@@ -49,6 +49,7 @@ __all__ = [
     "list_devices",
     "list_jobs",
     "lut_snapshot",
+    "release_items",
     "report_failure",
     "resolve_lut",
     "snapshot_table",
@@ -172,8 +173,26 @@ def create_job(
     options: Mapping[str, Any] | None = None,
     lease_seconds: float = 300.0,
     max_attempts: int = 3,
+    entries: Sequence[str] | None = None,
 ) -> Job:
-    """A profiling job whose work items are the distinct entries of ``spec``."""
+    """A profiling job whose work items are the distinct entries of ``spec`` (or only ``entries``, keys).
+
+    A restricted job records its canonical keys in ``options["entries"]``.
+    """
+    wanted = spec.distinct_entries()
+    if entries is not None:
+        by_key = {e.key: e for e in wanted}
+        chosen: dict[str, Entry] = {}
+        for i, key in enumerate(entries):
+            try:
+                canonical = parse_key(key).key
+            except EntryKeyError as exc:
+                raise Invalid(f"entries[{i}]", str(exc)) from None
+            if canonical not in by_key:
+                raise Invalid(f"entries[{i}]", f"{canonical} is no distinct entry of space {spec.name!r}")
+            chosen[canonical] = by_key[canonical]
+        wanted = list(chosen.values())
+        options = {**dict(options or {}), "entries": list(chosen)}
     space = get_or_create_space(session=session, spec=spec)
     job = Job(
         device_id=device.id,
@@ -202,7 +221,7 @@ def create_job(
                 "attempts": 0,
                 "updated_at": now,
             }
-            for e in spec.distinct_entries()
+            for e in wanted
         ],
     )
     return job
@@ -400,6 +419,28 @@ def upload_results(
     return accepted, duplicates
 
 
+def release_items(
+    *, session: Session, job: Job, lease_id: str, item_ids: Sequence[int] | None = None, now: datetime | None = None
+) -> int:
+    """Hand back items leased under ``lease_id`` (all, or ``item_ids``) unmeasured; returns how many.
+
+    They are claimable again at once and no attempt is counted (an agent that
+    stops early, or one restarted after a crash, hands back what it did not measure).
+    """
+    now = now or utcnow()
+    query = (
+        update(WorkItem)
+        .where(WorkItem.job_id == job.id, WorkItem.lease_id == lease_id, WorkItem.status == WorkStatus.LEASED)
+        .values(status=WorkStatus.PENDING, lease_id=None, leased_by=None, lease_expires_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if item_ids is not None:
+        query = query.where(WorkItem.id.in_(list(item_ids)))
+    released = session.execute(query).rowcount
+    session.flush()
+    return released
+
+
 def report_failure(
     *, session: Session, job: Job, lease_id: str, item_id: int, error: str, now: datetime | None = None
 ) -> WorkItem:
@@ -499,6 +540,8 @@ def resolve_lut(*, session: Session, device: str, ref: str | int) -> Job:
         job_id = int(ref)
     except ValueError:
         raise Invalid("lut", f"expected a job id or 'latest', got {ref!r}") from None
+    if not 0 < job_id < 2**31:  # no row has such an id (and the database could not even compare it)
+        raise NotFound("lut", f"no job {job_id} of device {device!r}")
     return get_job(session=session, job_id=job_id, device=dev)
 
 

@@ -12,59 +12,102 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from lut_store import Store
 from lut_store.crud import device_by_token, get_device, get_job
-from lut_store.models import Device, Job
+from lut_store.models import Device, Job, JobStatus
 
 from .cache import LutCache
 from .errors import ApiError
-from .settings import Settings, get_settings
+from .schemas import MAX_ID
+from .settings import Settings
 
 __all__ = [
     "AdminDep",
+    "JobIdPath",
     "LutCacheDep",
     "Principal",
     "ReaderDep",
     "SessionDep",
     "SettingsDep",
+    "StoreDep",
     "WritableDevice",
     "WritableJob",
     "WriteSessionDep",
     "WriterDep",
+    "mark_luts_changed",
 ]
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+async def app_settings(request: Request) -> Settings:
+    """The app's settings (``create_app``'s); a coroutine, so no thread is spent on it."""
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(app_settings)]
+JobIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="a job id")]
 _bearer = HTTPBearer(auto_error=False, description="An admin, device or read token")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def get_store(request: Request) -> Store:
+def store_of(request: Request) -> Store:
     """The app's store."""
     return request.app.state.store
 
 
-def get_lut_cache(request: Request) -> LutCache:
-    """The app's cache of complete LUTs."""
+def cache_of(request: Request) -> LutCache:
+    """The app's cache of LUTs."""
     return request.app.state.lut_cache
 
 
+async def get_store(request: Request) -> Store:
+    """The app's store (a dependency)."""
+    return store_of(request)
+
+
+async def get_lut_cache(request: Request) -> LutCache:
+    """The app's cache of LUTs (a dependency)."""
+    return cache_of(request)
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
 LutCacheDep = Annotated[LutCache, Depends(get_lut_cache)]
+LUTS_CHANGED = "hwlut_luts_changed"
+
+
+def mark_luts_changed(session: Session) -> None:
+    """Say that this write changes which LUTs exist (a device deleted): cached references end on commit."""
+    session.info[LUTS_CHANGED] = True
+
+
+def _luts_changed(session: Session) -> bool:
+    # A job that is complete at the end of a write (completed by it, imported by it) may move `latest`.
+    if session.info.get(LUTS_CHANGED):
+        return True
+    return any(isinstance(obj, Job) and obj.status == JobStatus.COMPLETE for obj in session.identity_map.values())
 
 
 def get_session(request: Request) -> Iterator[Session]:
     """A read transaction for the request."""
-    with get_store(request).transaction() as session:
+    with store_of(request).transaction() as session:
         yield session
 
 
 def get_write_session(request: Request) -> Iterator[Session]:
-    """The request's one write transaction: committed before the answer, rolled back on any error."""
-    with get_store(request).transaction(write=True) as session:
+    """The request's one write transaction: committed before the answer, rolled back on any error.
+
+    A write that may change which LUT a reference names ends the LUT cache's
+    generation once it is committed.
+    """
+    with store_of(request).transaction(write=True) as session:
         yield session
+        changed = _luts_changed(session)
+    if changed:
+        cache_of(request).invalidate()
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
@@ -95,8 +138,13 @@ class Principal:
         return self.admin or self.device_id == device.id
 
 
-def require_reader(request: Request, settings: SettingsDep, creds: BearerDep) -> None:
-    """Reads: open, or (with a read token configured) any valid token."""
+async def require_reader(request: Request, creds: BearerDep) -> None:
+    """Reads: open, or (with a read token configured) any valid token.
+
+    Open reads cost nothing; a device token is looked up in the database once
+    per cache generation (:meth:`LutCache.check_token`).
+    """
+    settings: Settings = request.app.state.settings
     if settings.read_token is None:
         return
     if creds is None:
@@ -104,9 +152,11 @@ def require_reader(request: Request, settings: SettingsDep, creds: BearerDep) ->
     token = creds.credentials
     if _same(token, settings.read_token) or _same(token, settings.admin_token):
         return
-    with get_store(request).transaction() as session:
-        if device_by_token(session=session, token=token) is not None:
-            return
+    cache = cache_of(request)
+    if cache.token_known(token):
+        return
+    if await run_in_threadpool(cache.check_token, store=store_of(request), token=token):
+        return
     raise _forbidden("the token is not valid here")
 
 
@@ -145,7 +195,7 @@ def writable_device(name: str, writer: WriterDep, session: WriteSessionDep) -> D
     return device
 
 
-def writable_job(job_id: int, writer: WriterDep, session: WriteSessionDep) -> Job:
+def writable_job(job_id: JobIdPath, writer: WriterDep, session: WriteSessionDep) -> Job:
     """The job ``job_id`` of the path, if the writer may write its device."""
     job = get_job(session=session, job_id=job_id)
     if not writer.may_write(job.device):

@@ -8,11 +8,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lut_store.crud import StoreError
 
-__all__ = ["ApiError", "BodySizeLimit", "install_error_handlers", "problem"]
+__all__ = ["ApiError", "BodySizeLimit", "document_body_limit", "install_error_handlers", "problem"]
 
 
 def problem(status: int, loc: list[str | int], msg: str, kind: str) -> JSONResponse:
@@ -30,7 +31,7 @@ class ApiError(Exception):
         self.status, self.loc, self.msg, self.kind, self.headers = status, loc, msg, kind, headers
 
 
-_KINDS = {400: "bad_request", 404: "not_found", 409: "conflict", 422: "invalid"}
+_KINDS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict", 422: "invalid"}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -51,6 +52,17 @@ def install_error_handlers(app: FastAPI) -> None:
             for err in exc.errors()
         ]
         return JSONResponse({"detail": problems}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own refusals: a body it cannot parse (400, answered as the 422 of any bad body),
+        # an unknown path (404), a method the path lacks (405).
+        if exc.status_code == 400:
+            return problem(422, ["body"], str(exc.detail), "json_invalid")
+        response = problem(exc.status_code, [], str(exc.detail), _KINDS.get(exc.status_code, "http_error"))
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(StoreError)
     async def _store_error(_request: Request, exc: StoreError) -> JSONResponse:
@@ -122,3 +134,26 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     from .schemas import ErrorResponse
 
     return {code: {"model": ErrorResponse} for code in codes}
+
+
+def document_body_limit(app: FastAPI) -> None:
+    """Say in the OpenAPI schema that every operation with a body may answer 413 (:class:`BodySizeLimit`)."""
+    from .schemas import ErrorResponse
+
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            ref = {"$ref": f"#/components/schemas/{ErrorResponse.__name__}"}
+            for item in schema.get("paths", {}).values():
+                for op in item.values():
+                    if isinstance(op, dict) and "requestBody" in op:
+                        op.setdefault("responses", {}).setdefault(
+                            "413",
+                            {"description": "Request body too large", "content": {"application/json": {"schema": ref}}},
+                        )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

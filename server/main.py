@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from lut_store import Store, head_revision
 
 from .cache import LutCache
-from .errors import BodySizeLimit, install_error_handlers
+from .errors import BodySizeLimit, document_body_limit, install_error_handlers
+from .fastpath import CachedEntries
 from .routes import agent, devices, jobs, queries
 from .schemas import Health
 from .settings import Settings, get_settings
@@ -36,16 +37,19 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None, 
         lifespan=lifespan,
     )
     app.state.store = store
-    app.state.lut_cache = LutCache()
-    app.dependency_overrides[get_settings] = lambda: settings
+    app.state.settings = settings
+    app.state.lut_cache = LutCache(ttl_s=settings.lut_cache_ttl_s)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    document_body_limit(app)
+    app.add_middleware(CachedEntries, settings=settings, cache=app.state.lut_cache)
 
     @app.get("/v1/health", tags=["health"])
     def health() -> Health:
         """Liveness and the schema revision this server speaks."""
         return Health(schema_revision=head_revision())
 
-    for module in (devices, jobs, agent, queries):
+    for module in (queries, devices, jobs, agent):  # the hot read routes first: matched in order
         app.include_router(module.router)
+    app.include_router(agent.identity)
     return app

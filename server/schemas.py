@@ -17,6 +17,8 @@ from lut_store.formats import FORMATS, MAX_LATENCY_US
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 Latency = Annotated[float, Field(ge=0, le=MAX_LATENCY_US, allow_inf_nan=False, description="µs")]
 SmallText = Annotated[str, StringConstraints(max_length=4000)]
+MAX_ID = 2**31 - 1  # row ids are 32-bit integers on PostgreSQL
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 def _finite(value: Any, path: str = "") -> Any:
@@ -102,6 +104,10 @@ class JobCreate(Strict):
     options: JsonDict = Field(default_factory=dict)
     lease_seconds: Annotated[float, Field(gt=0, le=86400, allow_inf_nan=False)] = 300.0
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    entries: (
+        Annotated[list[Annotated[str, StringConstraints(max_length=255)]], Field(min_length=1, max_length=10_000)]
+        | None
+    ) = Field(None, description="only these entries of the space (keys in any rendering); default: all")
 
 
 class Progress(BaseModel):
@@ -210,7 +216,7 @@ class EntryStats(BaseModel):
 class ResultIn(Strict):
     """One measured item, named by ``item_id`` (or by ``key``)."""
 
-    item_id: int | None = None
+    item_id: Id | None = None
     key: Annotated[str, StringConstraints(max_length=255)] | None = None
     stats: EntryStats
 
@@ -232,11 +238,31 @@ class UploadResponse(BaseModel):
     job_status: str
 
 
+class ReleaseRequest(Strict):
+    """Hand back leased items unmeasured (all of the lease's, or ``item_ids``): claimable again at once."""
+
+    lease_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    item_ids: Annotated[list[Id], Field(max_length=10_000)] | None = None
+
+
+class ReleaseResponse(BaseModel):
+    """How many items went back to ``pending``."""
+
+    released: int
+
+
+class WhoAmI(BaseModel):
+    """Who a token is: the admin, or a device (``device`` names it)."""
+
+    admin: bool
+    device: str | None
+
+
 class FailureRequest(Strict):
     """An item that could not be measured."""
 
     lease_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    item_id: int
+    item_id: Id
     error: SmallText
 
 

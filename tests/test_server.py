@@ -26,7 +26,7 @@ if not REFERENCE.is_dir():
 ARCH = ",".join(["k3_e1"] * 22)
 
 
-def _need_postgres() -> None:
+def need_postgres() -> None:
     if postgres_url() is None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("CI needs PostgreSQL: HWLUT_TEST_POSTGRES_URL is not set (scripts/test.sh starts one)")
@@ -37,7 +37,7 @@ def _need_postgres() -> None:
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A migrated store on SQLite, then on PostgreSQL."""
     if request.param == "postgres":
-        _need_postgres()
+        need_postgres()
     s = empty_store(request.param, tmp_path)
     s.upgrade()
     yield s

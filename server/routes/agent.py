@@ -1,12 +1,13 @@
-"""The agent protocol: claim work under a lease, heartbeat, upload results, report failures."""
+"""The agent protocol: who am I, claim work under a lease, heartbeat, upload results, hand back, report failures."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from lut_store import crud
+from lut_store.models import Device
 
-from ..deps import WritableJob, WriteSessionDep
+from ..deps import WritableJob, WriterDep, WriteSessionDep
 from ..errors import error_responses
 from ..schemas import (
     ClaimRequest,
@@ -15,12 +16,26 @@ from ..schemas import (
     HeartbeatRequest,
     HeartbeatResponse,
     LeasePublic,
+    ReleaseRequest,
+    ReleaseResponse,
     UploadRequest,
     UploadResponse,
+    WhoAmI,
     WorkItemPublic,
 )
 
 router = APIRouter(prefix="/v1/jobs/{job_id}", tags=["agent"], responses=error_responses(401, 403, 404, 409, 422))
+
+identity = APIRouter(tags=["agent"], responses=error_responses(401, 403, 422))
+
+
+@identity.get("/v1/whoami")
+def whoami(writer: WriterDep, session: WriteSessionDep) -> WhoAmI:
+    """The device a token belongs to (an agent needs only its token), or the admin."""
+    if writer.admin:
+        return WhoAmI(admin=True, device=None)
+    device = session.get(Device, writer.device_id)
+    return WhoAmI(admin=False, device=device.name if device else None)
 
 
 @router.post("/claim")
@@ -54,6 +69,13 @@ def upload(body: UploadRequest, job: WritableJob, session: WriteSessionDep) -> U
         overhead_us=body.overhead_us,
     )
     return UploadResponse(accepted=accepted, duplicates=duplicates, job_status=job.status)
+
+
+@router.post("/release")
+def release(body: ReleaseRequest, job: WritableJob, session: WriteSessionDep) -> ReleaseResponse:
+    """Hand back leased items unmeasured: claimable again at once, no attempt counted."""
+    count = crud.release_items(session=session, job=job, lease_id=body.lease_id, item_ids=body.item_ids)
+    return ReleaseResponse(released=count)
 
 
 @router.post("/failures")

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from lut_store import crud
 
-from ..deps import AdminDep, ReaderDep, SessionDep, WriteSessionDep
+from ..deps import AdminDep, ReaderDep, SessionDep, WriteSessionDep, mark_luts_changed
 from ..errors import error_responses
 from ..schemas import DeviceCreate, DevicePublic, DeviceWithToken, TokenPublic
 
@@ -38,6 +38,7 @@ def show_device(name: str, session: SessionDep) -> DevicePublic:
 def delete_device(name: str, session: WriteSessionDep) -> None:
     """Delete a device with its tokens, jobs and LUTs."""
     crud.delete_device(session=session, name=name)
+    mark_luts_changed(session)
 
 
 @router.post("/{name}/tokens", status_code=201, dependencies=[AdminDep], responses=error_responses(404))

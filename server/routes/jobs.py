@@ -12,7 +12,7 @@ from lut_store.models import WorkItem, WorkStatus
 from searchspace import SpaceSpec, SpecError, load_space
 
 from ..convert import job_public
-from ..deps import ReaderDep, SessionDep, WritableDevice, WriteSessionDep
+from ..deps import JobIdPath, ReaderDep, SessionDep, WritableDevice, WriteSessionDep
 from ..errors import ApiError, error_responses
 from ..schemas import FailedItem, JobCreate, JobPublic
 
@@ -49,6 +49,7 @@ def create_job(body: JobCreate, device: WritableDevice, session: WriteSessionDep
         options=body.options,
         lease_seconds=body.lease_seconds,
         max_attempts=body.max_attempts,
+        entries=body.entries,
     )
     return job_public(session=session, job=job)
 
@@ -61,13 +62,13 @@ def list_jobs(name: str, session: SessionDep) -> list[JobPublic]:
 
 
 @router.get("/v1/jobs/{job_id}", dependencies=[ReaderDep])
-def show_job(job_id: int, session: SessionDep) -> JobPublic:
+def show_job(job_id: JobIdPath, session: SessionDep) -> JobPublic:
     """A job's status and progress."""
     return job_public(session=session, job=crud.get_job(session=session, job_id=job_id))
 
 
 @router.get("/v1/jobs/{job_id}/failed", dependencies=[ReaderDep])
-def failed_items(job_id: int, session: SessionDep) -> list[FailedItem]:
+def failed_items(job_id: JobIdPath, session: SessionDep) -> list[FailedItem]:
     """Items that failed for good, with their last error."""
     job = crud.get_job(session=session, job_id=job_id)
     items = session.scalars(

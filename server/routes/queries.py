@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from lut_store import crud
-from lut_store.formats import FormatError, read_table, write_table
+from lut_store.formats import FormatError, read_table
 from searchspace import Entry
 
+from ..cache import CachedLut
 from ..convert import entry_public, job_public
-from ..deps import LutCacheDep, ReaderDep, SessionDep, WritableDevice, WriteSessionDep
+from ..deps import LutCacheDep, ReaderDep, StoreDep, WritableDevice, WriteSessionDep, cache_of, store_of
 from ..errors import ApiError, error_responses
 from ..schemas import (
     ArchitectureLatency,
@@ -56,39 +58,67 @@ def import_lut(body: LutImport, device: WritableDevice, session: WriteSessionDep
     return job_public(session=session, job=job)
 
 
-@router.get(LUT, dependencies=[ReaderDep], responses={200: {"content": {m: {} for m in set(_MEDIA.values())}}})
-def download_lut(
+async def _lut(request: Request, name: str, lut: str) -> CachedLut:
+    """The LUT ``lut`` of device ``name``: from memory when cached, else read in a worker thread."""
+    cache = cache_of(request)
+    hit = cache.lookup(name, lut)
+    if hit is None:
+        hit = await run_in_threadpool(cache.load, store=store_of(request), device=name, ref=lut)
+    return hit
+
+
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
+@router.get(
+    LUT,
+    dependencies=[ReaderDep],
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the LUT file: hwlut JSON or YAML (a mapping), or CSV (text)",
+            "headers": {"X-Hwlut-Lut": {"description": "the LUT's job id", "schema": {"type": "string"}}},
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+                "application/yaml": {"schema": {"type": "object"}},
+            },
+        }
+    },
+)
+async def download_lut(
+    request: Request,
     name: str,
     lut: str,
-    session: SessionDep,
-    cache: LutCacheDep,
     format: Literal["hwlut", "csv", "hwnasbench", "proxyless", "ofa"] = "hwlut",
 ) -> Response:
     """The whole LUT as hwlut JSON (µs), CSV (µs) or a foreign format (ms)."""
-    snap = cache.get(session=session, job=crud.resolve_lut(session=session, device=name, ref=lut))
+    cached = await _lut(request, name, lut)
     try:
-        text, _left_out = write_table(crud.snapshot_table(snap), format)
+        body = (
+            cached.document(format) if cached.has_document(format) else await run_in_threadpool(cached.document, format)
+        )
     except FormatError as exc:
         raise ApiError(409, ["query", "format"], str(exc), "conflict") from None
-    return Response(text, media_type=_MEDIA[format], headers={"X-Hwlut-Lut": str(snap.job_id)})
+    return Response(body, media_type=_MEDIA[format], headers={"X-Hwlut-Lut": str(cached.job_id)})
 
 
-@router.get(LUT + "/entries/{key}", dependencies=[ReaderDep])
-def get_entry(name: str, lut: str, key: str, session: SessionDep, cache: LutCacheDep) -> EntryPublic:
+@router.get(LUT + "/entries/{key}", dependencies=[ReaderDep], response_model=EntryPublic)
+async def get_entry(request: Request, name: str, lut: str, key: str) -> Response:
     """One entry by key, in any rendering (or as a foreign table wrote it)."""
-    snap = cache.get(session=session, job=crud.resolve_lut(session=session, device=name, ref=lut))
-    row = snap.find(key)
-    if row is None:
-        raise ApiError(404, ["path", "key"], f"LUT {snap.job_id} of {name!r} has no entry {key!r}", "not_found")
-    return entry_public(row)
+    cached = await _lut(request, name, lut)
+    body = cached.entry_json(key)
+    if body is None:
+        raise ApiError(404, ["path", "key"], f"LUT {cached.job_id} of {name!r} has no entry {key!r}", "not_found")
+    return _json(body)
 
 
-@router.get(LUT + "/entry", dependencies=[ReaderDep])
-def get_entry_by_fields(
+@router.get(LUT + "/entry", dependencies=[ReaderDep], response_model=EntryPublic)
+async def get_entry_by_fields(
+    request: Request,
     name: str,
     lut: str,
-    session: SessionDep,
-    cache: LutCacheDep,
     op: Annotated[str, Query(max_length=16)],
     cin: Pos,
     cout: Pos,
@@ -98,7 +128,7 @@ def get_entry_by_fields(
     kernel: Pos = 1,
     expansion: Pos = 1,
     groups: Pos = 1,
-) -> EntryPublic:
+) -> Response:
     """One entry by its fields (``h`` and ``w`` are the input's)."""
     fields = {
         "op": op,
@@ -118,17 +148,18 @@ def get_entry_by_fields(
     if problems:
         field, _, msg = problems[0].partition(": ")
         raise ApiError(422, ["query", field], msg or problems[0])
-    snap = cache.get(session=session, job=crud.resolve_lut(session=session, device=name, ref=lut))
-    row = snap.by_entry.get(Entry(**fields).key)
-    if row is None:
-        raise ApiError(404, ["query"], f"LUT {snap.job_id} of {name!r} has no entry {Entry(**fields).key}", "not_found")
-    return entry_public(row)
+    cached = await _lut(request, name, lut)
+    canonical = Entry(**fields).key
+    body = cached.entry_json_by_canonical(canonical)
+    if body is None:
+        raise ApiError(404, ["query"], f"LUT {cached.job_id} of {name!r} has no entry {canonical}", "not_found")
+    return _json(body)
 
 
 @router.post(LUT + "/batch", dependencies=[ReaderDep])
-def get_batch(name: str, lut: str, body: BatchRequest, session: SessionDep, cache: LutCacheDep) -> BatchResponse:
+def get_batch(name: str, lut: str, body: BatchRequest, store: StoreDep, cache: LutCacheDep) -> BatchResponse:
     """Many entries at once, by key in any rendering; the LUT's missing keys are listed."""
-    snap = cache.get(session=session, job=crud.resolve_lut(session=session, device=name, ref=lut))
+    snap = cache.resolve(store=store, device=name, ref=lut).snapshot
     found, missing = {}, []
     for i, key in enumerate(body.keys):
         try:
@@ -144,10 +175,10 @@ def get_batch(name: str, lut: str, body: BatchRequest, session: SessionDep, cach
 
 @router.post(LUT + "/latency", dependencies=[ReaderDep])
 def architecture_latency(
-    name: str, lut: str, body: ArchitectureRequest, session: SessionDep, cache: LutCacheDep
+    name: str, lut: str, body: ArchitectureRequest, store: StoreDep, cache: LutCacheDep
 ) -> ArchitectureLatency:
     """An architecture's LUT sum with its per-layer breakdown; missing entries are named."""
-    snap = cache.get(session=session, job=crud.resolve_lut(session=session, device=name, ref=lut))
+    snap = cache.resolve(store=store, device=name, ref=lut).snapshot
     arch = body.arch if isinstance(body.arch, str) else ",".join(body.arch)
     try:
         result = crud.architecture_latency(snap, arch)
@@ -165,11 +196,11 @@ def architecture_latency(
 
 @router.get("/v1/compare", dependencies=[ReaderDep])
 def compare(
-    a: str, b: str, session: SessionDep, cache: LutCacheDep, a_lut: str = "latest", b_lut: str = "latest"
+    a: str, b: str, store: StoreDep, cache: LutCacheDep, a_lut: str = "latest", b_lut: str = "latest"
 ) -> Comparison:
     """Two devices' LUTs entry by entry: ``ratio = b / a``."""
-    snap_a = cache.get(session=session, job=crud.resolve_lut(session=session, device=a, ref=a_lut))
-    snap_b = cache.get(session=session, job=crud.resolve_lut(session=session, device=b, ref=b_lut))
+    snap_a = cache.resolve(store=store, device=a, ref=a_lut).snapshot
+    snap_b = cache.resolve(store=store, device=b, ref=b_lut).snapshot
     result = crud.compare_luts(snap_a, snap_b)
     return Comparison(
         a=a,
