@@ -1,15 +1,26 @@
 """Benchmark of the profiler: time for a complete LUT, share inside inference, precision, repeatability.
 
-For each runtime: exports every entry first (not timed), then builds the LUT
-twice, independently, with the default protocol and prints wall seconds per
-build, the share of measuring wall time spent inside inference calls, the
-median CI half-width, and the per-entry relative difference between the two
-builds (median and 95th percentile). Goals (issue 3, FBNet-224, 1 thread):
-<= 120 s per build, >= 80% inside inference, repeatability median <= 1%,
-p95 <= 3%.
+For each runtime: exports every entry first (grouped, parallel; not timed),
+then builds the LUT twice, independently, with the default protocol. The
+builds of the runtimes alternate in ABBA order (ort, tflite, tflite, ort), so
+a slow spell of the machine touches both runtimes and both builds. Printed
+per runtime:
 
-    python bench/profile.py                         # FBNet-224, ort and tflite, 1 thread
-    python bench/profile.py -r 32 --limit 10        # a quick look
+- wall seconds per complete build (the whole ``profile_space`` call: loading
+  models, the overhead model, warm-up, passes, file writes), and where they
+  went: inside inference calls (its share of the wall time), loading, file
+  writes;
+- the median (and max) CI half-width relative to the median, stop reasons,
+  passes redone;
+- repeatability: per-entry relative difference ``|a / b - 1|`` of the
+  medians of the two builds, its median and 95th percentile.
+
+Goals (issue 3, FBNet-224, 1 thread): <= 120 s per build, >= 80% of wall time
+inside inference calls, repeatability median <= 1% and p95 <= 3%.
+
+    python bench/profile.py                          # FBNet-224, ort and tflite, 1 thread (the real run)
+    python bench/profile.py -r 32 --limit 6          # a smoke run
+    python bench/profile.py --every 7                # every 7th entry of FBNet-224: ~1/7 of the time
 """
 
 from __future__ import annotations
@@ -24,16 +35,59 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 
 import argparse
 import json
+import platform
 import tempfile
 import time
+from typing import Any
 
 import numpy as np
 
-from profiler.export import ArtifactCache, entry_target
+from profiler.export import ArtifactCache, entry_target, export_many
 from profiler.local import default_sentinel, profile_space
 from profiler.protocol import TRIVIAL_ENTRY, ProtocolConfig
+from profiler.provenance import collect_cpu_model
 from profiler.runtimes import make_runtime
-from searchspace import load_space
+from searchspace import LatencyTable, load_space
+
+GOALS = {"wall_s": 120.0, "inference_share": 0.80, "repeat_median": 0.01, "repeat_p95": 0.03}
+
+
+def _build_figures(table: LatencyTable, wall: float) -> dict[str, Any]:
+    session = table.provenance["sessions"][-1]
+    stats = table.entries.values()
+    rel = [s["ci_rel"] for s in stats if s.get("ci_rel") is not None]
+    return {
+        "wall_s": round(wall, 2),
+        "inference_s": session.get("inference_s"),
+        "inference_share": session["inference_s"] / wall if wall else None,
+        "load_s": session.get("load_s"),
+        "save_s": session.get("save_s"),
+        "saves": session.get("saves"),
+        "median_ci_half_width": float(np.median(rel)) if rel else None,
+        "max_ci_half_width": float(np.max(rel)) if rel else None,
+        "stop_reasons": {r: sum(1 for s in stats if s.get("stop_reason") == r) for r in ("ci", "time_cap")},
+        "passes": table.provenance.get("passes"),
+        "passes_redone": table.provenance.get("passes_redone"),
+        "max_sentinel_drift": table.provenance.get("sentinel", {}).get("max_abs_drift"),
+        "errors": len(table.errors),
+    }
+
+
+def _repeatability(a: LatencyTable, b: LatencyTable) -> dict[str, Any]:
+    common = sorted(set(a.entries) & set(b.entries))
+    diff = np.array([abs(a.entries[k]["median"] / b.entries[k]["median"] - 1) for k in common])
+    return {
+        "entries": len(common),
+        "median": float(np.median(diff)) if diff.size else None,
+        "p95": float(np.quantile(diff, 0.95)) if diff.size else None,
+        "max": float(diff.max()) if diff.size else None,
+    }
+
+
+def _verdict(value: float | None, goal: float, at_least: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return "met" if (value >= goal if at_least else value <= goal) else "NOT met"
 
 
 def main() -> None:
@@ -43,54 +97,88 @@ def main() -> None:
     parser.add_argument("--runtimes", default="ort,tflite")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--limit", type=int, default=0, help="only the first N entries (0: all)")
+    parser.add_argument("--every", type=int, default=1, help="only every Nth entry (a spread-out sample)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
 
     space = load_space("fbnet", resolution=args.resolution)
-    entries = space.distinct_entries()[: args.limit or None]
+    entries = space.distinct_entries()[:: args.every][: args.limit or None]
+    complete = len(entries) == len(space.distinct_entries())
+    names = args.runtimes.split(",")
+    runtimes = {name: make_runtime(name, threads=args.threads) for name in names}
     cache = ArtifactCache()
     cfg = ProtocolConfig()
-    figures = {}
-    for name in args.runtimes.split(","):
-        runtime = make_runtime(name, threads=args.threads)
-        t0 = time.perf_counter()
-        for entry in [*entries, TRIVIAL_ENTRY, default_sentinel(space)]:
-            cache.get(entry_target(entry), runtime.format)
-        export_s = time.perf_counter() - t0
-        builds = []
-        with tempfile.TemporaryDirectory() as tmp:
-            for i in range(2):
-                t0 = time.perf_counter()
-                table = profile_space(space, runtime, Path(tmp) / f"lut{i}.json", cfg, entries=entries, cache=cache)
-                wall = time.perf_counter() - t0
-                rel = [s["ci_rel"] for s in table.entries.values() if s.get("ci_rel") is not None]
-                builds.append((wall, table, float(np.median(rel)) if rel else float("nan")))
-        a, b = builds[0][1].entries, builds[1][1].entries
-        common = sorted(set(a) & set(b))
-        diff = np.array([abs(a[k]["median"] / b[k]["median"] - 1) for k in common])
-        fig = {
-            "entries": len(entries),
-            "export_s": round(export_s, 1),
-            "wall_s": [round(w, 1) for w, _, _ in builds],
-            "inference_share": [t.provenance.get("inference_share") for _, t, _ in builds],
-            "median_ci_half_width": [round(r, 5) for _, _, r in builds],
-            "stop_reasons": [
-                {r: sum(1 for s in t.entries.values() if s.get("stop_reason") == r) for r in ("ci", "time_cap")}
-                for _, t, _ in builds
-            ],
-            "passes_redone": [t.provenance.get("passes_redone") for _, t, _ in builds],
-            "repeat_diff_median": float(np.median(diff)) if diff.size else None,
-            "repeat_diff_p95": float(np.quantile(diff, 0.95)) if diff.size else None,
-        }
-        figures[name] = fig
+
+    t0 = time.perf_counter()
+    wanted = [TRIVIAL_ENTRY, default_sentinel(space), *entries]
+    formats = dict.fromkeys(rt.format for rt in runtimes.values())
+    export_many(cache, [(entry_target(e), fmt) for fmt in formats for e in wanted])
+    export_s = time.perf_counter() - t0
+    print(
+        f"FBNet-{args.resolution}: {len(entries)} of {len(space.distinct_entries())} entries, "
+        f"{args.threads} thread(s), {collect_cpu_model()}, Python {platform.python_version()}; "
+        f"export (not timed below) {export_s:.1f} s",
+        flush=True,
+    )
+
+    order = [*names, *reversed(names)]  # ABBA: a slow spell touches both runtimes and both builds
+    tables: dict[str, list[LatencyTable]] = {name: [] for name in names}
+    builds: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    with tempfile.TemporaryDirectory() as tmp:
+        for step, name in enumerate(order):
+            build = len(tables[name])
+            out = Path(tmp) / f"{name}-{build}.json"
+            t0 = time.perf_counter()
+            table = profile_space(space, runtimes[name], out, cfg, entries=entries, cache=cache)
+            wall = time.perf_counter() - t0
+            tables[name].append(table)
+            builds[name].append(_build_figures(table, wall))
+            fig = builds[name][-1]
+            print(
+                f"  [{step + 1}/{len(order)}] {name} build {build + 1}: {wall:.1f} s, "
+                f"{fig['inference_share']:.0%} inside inference (load {fig['load_s']:.1f} s, "
+                f"{fig['saves']} file writes {fig['save_s']:.2f} s), median CI ±{fig['median_ci_half_width']:.2%}, "
+                f"stop {fig['stop_reasons']}, {fig['passes']} passes, {fig['passes_redone']} redone",
+                flush=True,
+            )
+
+    figures: dict[str, Any] = {
+        "resolution": args.resolution,
+        "entries": len(entries),
+        "complete": complete,
+        "threads": args.threads,
+        "export_s": round(export_s, 1),
+        "runtimes": {},
+    }
+    rows = []
+    for name in names:
+        a, b = tables[name]
+        rep = _repeatability(a, b)
+        walls = [f["wall_s"] for f in builds[name]]
+        shares = [f["inference_share"] for f in builds[name]]
+        cis = ", ".join(f"±{f['median_ci_half_width']:.2%}" for f in builds[name])
+        version = a.provenance["runtime"].get("runtime_version")
+        figures["runtimes"][name] = {"version": version, "builds": builds[name], "repeatability": rep}
+        scale = len(space.distinct_entries()) / len(entries)
+        goal_note = "" if complete else f" (scaled to the whole space: {max(walls) * scale:.0f} s)"
         print(
-            f"{name}: {fig['entries']} entries of FBNet-{args.resolution}, {args.threads} thread(s); "
-            f"export {fig['export_s']} s; builds {fig['wall_s']} s; inside inference "
-            f"{[f'{x:.0%}' if x else '-' for x in fig['inference_share']]}; median CI half-width "
-            f"{[f'{x:.2%}' for x in fig['median_ci_half_width']]}; stop {fig['stop_reasons']}; "
-            f"redone {fig['passes_redone']}; repeatability median {fig['repeat_diff_median']:.2%}, "
-            f"p95 {fig['repeat_diff_p95']:.2%}"
+            f"{name} {version}: wall {walls} s{goal_note} [{_verdict(max(walls) * scale, GOALS['wall_s'])}]; "
+            f"inside inference {[f'{s:.0%}' for s in shares]} "
+            f"[{_verdict(min(shares), GOALS['inference_share'], at_least=True)}]; "
+            f"median CI half-width {cis}; "
+            f"repeatability median {rep['median']:.2%} [{_verdict(rep['median'], GOALS['repeat_median'])}], "
+            f"p95 {rep['p95']:.2%} [{_verdict(rep['p95'], GOALS['repeat_p95'])}]"
         )
+        rows.append(
+            f"| {name} {version} | {', '.join(f'{w:.1f} s' for w in walls)} | "
+            f"{', '.join(f'{s:.0%}' for s in shares)} | "
+            f"{cis} | "
+            f"{', '.join(str(f['passes_redone']) for f in builds[name])} | "
+            f"{rep['median']:.2%} / {rep['p95']:.2%} |"
+        )
+    print("\n| runtime | wall per build | inside inference | median CI half-width | redone | repeat median / p95 |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    print("\n".join(rows))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
 

@@ -2,7 +2,7 @@
 
 :func:`profile_space` exports the entries (through the artifact cache),
 measures them batch by batch with :func:`profiler.protocol.measure_batch`,
-and rewrites the LUT file atomically after every pass, so an interrupted run
+and rewrites the LUT file atomically as entries finish, so an interrupted run
 (Ctrl-C or ``kill -9``) leaves a valid partial file (``complete: false``) and
 the same call later continues from it without measuring finished entries
 again. Measurements are only merged when the checked provenance fields
@@ -12,26 +12,42 @@ The file's ``provenance`` holds: ``runtime`` (the runtime's ``settings()``:
 runtime, version, threads, XNNPACK / optimisation level...), ``exporter``
 (format and package versions), ``host`` (CPU model, cores, affinity mask,
 governor, OS, Python...), ``protocol`` (the :class:`ProtocolConfig`),
+``cache_mode`` (``warm``, or ``cold``: caches evicted before every timed run,
+:mod:`profiler.coldcache`; its flush size is in ``runtime``),
 ``sentinel`` (key, threshold, and per batch: reference, passes, redone,
 flagged, drifts), ``overhead`` (the trivial model's statistics; its median is
 ``overhead_us``), ``started_at`` / ``finished_at`` and ``sessions`` (one per
 run that added to the file), ``passes`` and ``passes_redone`` in total.
+
+Each session also says where its time went: ``wall_s`` (the whole call),
+``inference_s`` (inside the runtime's invocations: warm-up, sentinel and
+timed runs), ``export_s`` (exporting what the cache lacked), ``load_s``
+(loading models), ``save_s`` and ``saves`` (rewriting the file).
+
+The file is rewritten after a pass only when entries finished in it (or at
+least :data:`SAVE_EVERY_S` seconds after the last write, to keep the pass
+counters current): what a resumed run needs is saved at once, and passes
+that finish nothing cost no file write.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from searchspace import Entry, LatencyTable, SpaceSpec
 
-from .protocol import TRIVIAL_ENTRY, PassReport, ProtocolConfig, measure_batch, measure_single
+from .protocol import TRIVIAL_ENTRY, PassReport, ProtocolConfig, measure_batch
 from .provenance import collect_host, mismatches, now_iso
 from .runtimes import Loaded, Runtime
 
-__all__ = ["LutMismatch", "ProfileHooks", "default_sentinel", "profile_space"]
+__all__ = ["SAVE_EVERY_S", "LutMismatch", "ProfileHooks", "default_sentinel", "profile_space"]
+
+#: A pass that finished no entry rewrites the file only when the last write is this old (seconds).
+SAVE_EVERY_S = 5.0
 
 
 class LutMismatch(ValueError):
@@ -72,9 +88,31 @@ def _batches(entries: Sequence[Entry], size: int | None) -> list[list[Entry]]:
 
 
 @dataclass
+class _Writer:
+    """Rewrites the LUT file atomically and counts what that costs (``save_s``, ``saves``)."""
+
+    table: LatencyTable
+    out: Path
+    save_s: float = 0.0
+    saves: int = 0
+    last: float = field(default_factory=time.perf_counter)
+
+    def save(self, *, force: bool = True) -> None:
+        """Write the file; with ``force=False`` only when the last write is :data:`SAVE_EVERY_S` old."""
+        now = time.perf_counter()
+        if not force and now - self.last < SAVE_EVERY_S:
+            return
+        self.table.save(self.out)
+        self.last = time.perf_counter()
+        self.save_s += self.last - now
+        self.saves += 1
+
+
+@dataclass
 class _Artifacts:
     runtime: Runtime
     cache: Any
+    load_s: float = 0.0
 
     def prefetch(self, entries: Sequence[Entry]) -> None:
         """Export what the cache lacks in grouped, parallel exporter calls (much faster than one by one).
@@ -94,8 +132,12 @@ class _Artifacts:
     def load(self, entry: Entry) -> Loaded:
         from .export import entry_target
 
-        artifact = self.cache.get(entry_target(entry), self.runtime.format)
-        return self.runtime.load(artifact.path, artifact.input_shape)
+        t0 = time.perf_counter()
+        try:
+            artifact = self.cache.get(entry_target(entry), self.runtime.format)
+            return self.runtime.load(artifact.path, artifact.input_shape)
+        finally:
+            self.load_s += time.perf_counter() - t0
 
 
 def profile_space(
@@ -118,11 +160,12 @@ def profile_space(
     """
     from .export import ArtifactCache, exporter_versions
 
+    began = time.perf_counter()
     cfg = config or ProtocolConfig()
     hooks = hooks or ProfileHooks()
     out = Path(out)
     artifacts = _Artifacts(runtime, cache if cache is not None else ArtifactCache())
-    wanted = list(entries) if entries is not None else space.distinct_entries()
+    wanted = list(dict.fromkeys(entries)) if entries is not None else space.distinct_entries()  # each once
     sentinel = sentinel or default_sentinel(space)
 
     provenance: dict[str, Any] = {
@@ -130,6 +173,7 @@ def profile_space(
         "exporter": {"format": runtime.format, "versions": exporter_versions(runtime.format)},
         "host": collect_host(),
         "protocol": cfg.to_dict(),
+        "cache_mode": runtime.settings().get("cache_mode", "warm"),  # profiler.coldcache
     }
     session: dict[str, Any] = {
         "started_at": now_iso(),
@@ -157,26 +201,33 @@ def profile_space(
     prov.setdefault("passes_redone", 0)
     table.errors = {}  # failed entries are tried again
     table.complete = False
-    table.save(out)
+    writer = _Writer(table, out)
+    writer.save()
+    inference_s = 0.0
+    export_s = 0.0
 
     todo = [e for e in wanted if e.key not in table.entries]
     total = len(wanted)
     hooks.start(total, total - len(todo))
     if todo:
         hooks.exporting(f"{len(todo) + 2} artifacts (grouped, parallel)", 0, len(todo) + 2)
+        t0 = time.perf_counter()
         artifacts.prefetch([TRIVIAL_ENTRY, sentinel, *todo])
+        export_s = time.perf_counter() - t0
 
     if table.overhead_us is None:
         hooks.exporting(TRIVIAL_ENTRY.key, 0, 1)
         trivial = artifacts.load(TRIVIAL_ENTRY)
-        try:
-            overhead = measure_single(TRIVIAL_ENTRY.key, trivial, cfg)
+        try:  # the trivial model is its own sentinel, as in measure_single
+            measured = measure_batch([(TRIVIAL_ENTRY.key, trivial)], trivial, cfg)
         finally:
             trivial.close()
+        inference_s += measured.inference_s
+        overhead = measured.entries[TRIVIAL_ENTRY.key]
         if overhead.summary is not None:
             table.overhead_us = overhead.summary.median
             prov["overhead"] = {"entry": TRIVIAL_ENTRY.key, **overhead.stats()}
-        table.save(out)
+        writer.save()
 
     batches = _batches(todo, batch_size)
     sentinel_model: Loaded | None = None
@@ -184,7 +235,9 @@ def profile_space(
         if batches:
             sentinel_model = artifacts.load(sentinel)
         for number, batch in enumerate(batches, start=1):
-            _measure_one_batch(table, out, batch, number, len(batches), sentinel_model, artifacts, cfg, hooks, total)
+            inference_s += _measure_one_batch(
+                writer, batch, number, len(batches), sentinel_model, artifacts, cfg, hooks, total
+            )
             session["measured"] = sum(1 for e in wanted if e.key in table.entries) - (total - len(todo))
     finally:
         if sentinel_model is not None:
@@ -194,7 +247,15 @@ def profile_space(
         table.complete = not table.missing(space.distinct_entries())
         if table.complete or not [e for e in wanted if e.key not in table.entries]:
             prov["finished_at"] = session["finished_at"]
-        table.save(out)
+        session.update(
+            wall_s=round(time.perf_counter() - began, 3),
+            inference_s=round(inference_s, 3),
+            export_s=round(export_s, 3),
+            load_s=round(artifacts.load_s, 3),
+            save_s=round(writer.save_s, 3),
+            saves=writer.saves + 1,
+        )
+        writer.save()
     return table
 
 
@@ -207,8 +268,7 @@ def _device(runtime: Runtime, provenance: dict[str, Any]) -> dict[str, Any]:
 
 
 def _measure_one_batch(
-    table: LatencyTable,
-    out: Path,
+    writer: _Writer,
     batch: list[Entry],
     number: int,
     batches: int,
@@ -217,7 +277,9 @@ def _measure_one_batch(
     cfg: ProtocolConfig,
     hooks: ProfileHooks,
     total: int,
-) -> None:
+) -> float:
+    """Load and measure one batch, saving finished entries as they finish; returns its inference seconds."""
+    table = writer.table
     prov = table.provenance
     loaded: list[tuple[str, Loaded]] = []
     try:
@@ -227,7 +289,7 @@ def _measure_one_batch(
                 loaded.append((entry.key, artifacts.load(entry)))
             except Exception as exc:  # an entry that cannot be exported or loaded is that entry's error
                 table.errors[entry.key] = f"load: {type(exc).__name__}: {exc}"
-        table.save(out)
+        writer.save()
         hooks.measuring(number, batches, len(loaded))
         base_done = len(table.entries) + len(table.errors)
 
@@ -239,7 +301,7 @@ def _measure_one_batch(
                     table.entries[res.key] = res.stats()
             prov["passes_redone"] += 0 if report.accepted else 1
             prov["passes"] += 1 if report.accepted else 0
-            table.save(out)
+            writer.save(force=bool(report.finished))
             hooks.passed(report, base_done + report.progress, total)
 
         result = measure_batch(loaded, sentinel_model, cfg, on_pass=on_pass)
@@ -252,7 +314,8 @@ def _measure_one_batch(
         prov["sentinel"]["passes_redone"] = sum(b["passes_redone"] for b in prov["sentinel"]["batches"])
         prov["sentinel"]["max_abs_drift"] = max(b["max_abs_drift"] for b in prov["sentinel"]["batches"])
         prov["inference_share"] = result.inference_s / result.wall_s if result.wall_s else None
-        table.save(out)
+        writer.save()
+        return result.inference_s
     finally:
         for _, model in loaded:
             model.close()

@@ -239,8 +239,18 @@ class LiteRTRuntime(Runtime):
 RUNTIMES: dict[str, type[Runtime]] = {"ort": OrtRuntime, "tflite": LiteRTRuntime}
 
 
-def make_runtime(name: str, **settings: Any) -> Runtime:
-    """A runtime by name (``ort``, ``tflite``, ``adb``); an unknown name lists the known ones."""
+def make_runtime(
+    name: str, *, cache_mode: str = "warm", cache_flush_bytes: int | None = None, **settings: Any
+) -> Runtime:
+    """A runtime by name (``ort``, ``tflite``, ``adb``); an unknown name lists the known ones.
+
+    ``cache_mode="cold"`` evicts the caches before every timed invocation
+    (:mod:`profiler.coldcache`; ``cache_flush_bytes`` sets the buffer).
+    """
+    if cache_mode != "warm":
+        from .coldcache import with_cache_mode
+
+        return with_cache_mode(make_runtime(name, **settings), cache_mode, flush_bytes=cache_flush_bytes)
     if name == "adb" and "adb" not in RUNTIMES:
         from . import adb  # noqa: F401 - registers itself
 

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import typer
 
+from . import agent as agent_cmd
 from . import db as db_cmd
 from . import device as device_cmd
 from . import export as export_cmd
 from . import job as job_cmd
 from . import lut as lut_cmd
+from . import measure as measure_cmd
 from . import profile as profile_cmd
 from . import quickstart as quickstart_cmd
 from . import search as search_cmd
 from . import serve as serve_cmd
 from . import space as space_cmd
+from . import validate as validate_cmd
 
 app = typer.Typer(
     name="hwlut",
@@ -33,9 +36,12 @@ app.add_typer(db_cmd.app, name="db")
 app.command("serve")(serve_cmd.serve)
 app.add_typer(device_cmd.app, name="device")
 app.add_typer(job_cmd.app, name="job")
+app.command("agent")(agent_cmd.agent)
 app.add_typer(lut_cmd.app, name="lut")
 app.add_typer(lut_cmd.query_app, name="query")
 app.command("profile")(profile_cmd.profile)
+app.command("measure-arch")(measure_cmd.measure_arch)
+app.command("validate")(validate_cmd.validate)
 
 
 def main() -> None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 app = typer.Typer(help="Profiling jobs on an hwlut server.", no_args_is_help=True)
 ServerOpt = Annotated[str, typer.Option("--server", envvar="HWLUT_SERVER", help="Server URL.")]
+
+
+def _token() -> str | None:
+    return os.environ.get("HWLUT_TOKEN") or os.environ.get("HWLUT_ADMIN_TOKEN")
 
 
 @app.command("create")
@@ -18,24 +22,95 @@ def create(
     server: ServerOpt = "http://127.0.0.1:8000",
     space: Annotated[str, typer.Option(help="Built-in space name or a spec file.")] = "fbnet",
     resolution: Annotated[int | None, typer.Option("--resolution", "-r")] = None,
-    runtime: Annotated[str, typer.Option(help="onnxruntime, litert, ...")] = "onnxruntime",
-    threads: Annotated[int | None, typer.Option(help="Runtime threads.")] = None,
+    runtime: Annotated[str, typer.Option(help="ort (onnxruntime), tflite (LiteRT) or adb.")] = "ort",
+    threads: Annotated[int, typer.Option(min=1, help="Runtime threads.")] = 1,
+    xnnpack: Annotated[bool | None, typer.Option("--xnnpack/--no-xnnpack", help="LiteRT/adb: XNNPACK.")] = None,
+    optimization: Annotated[str | None, typer.Option(help="onnxruntime optimisation level.")] = None,
+    precision: Annotated[float | None, typer.Option(help="Target ± share of the median's 95% CI.")] = None,
+    time_cap: Annotated[float | None, typer.Option(help="Measuring time cap per entry, seconds.")] = None,
+    entries: Annotated[
+        list[str] | None, typer.Option("--entry", help="Only this entry (key in any rendering; repeat).")
+    ] = None,
+    lease_seconds: Annotated[float, typer.Option(help="Lease length; agents heartbeat it.")] = 300.0,
+    token: Annotated[str | None, typer.Option(help="Admin or device token (default: $HWLUT_TOKEN).")] = None,
 ) -> None:
-    """A job whose work items are the space's distinct entries (admin or the device's token)."""
-    from hwlut.client import HwlutClient
+    """A job whose work items are the space's distinct entries (admin or the device's token); prints it as JSON."""
+    from hwlut.client import HwlutClient, HwlutError
     from searchspace import BUILTIN_SPACES, load_space
 
     spec: str | dict = space if space in BUILTIN_SPACES else load_space(space, resolution=resolution).to_dict()
-    token = os.environ.get("HWLUT_TOKEN") or os.environ.get("HWLUT_ADMIN_TOKEN")
-    with HwlutClient(server, token=token) as client:
-        doc = client.create_job(device, space=spec, resolution=resolution, runtime=runtime, threads=threads)
-    typer.echo(json.dumps(doc, indent=1))
+    options: dict[str, Any] = {}
+    if xnnpack is not None:
+        options["xnnpack"] = xnnpack
+    if optimization is not None:
+        options["optimization"] = optimization
+    protocol = {k: v for k, v in (("target_rel_ci", precision), ("time_cap_s", time_cap)) if v is not None}
+    if protocol:
+        options["protocol"] = protocol
+    try:
+        with HwlutClient(server, token=token or _token()) as client:
+            doc = client.create_job(
+                device,
+                space=spec,
+                resolution=resolution,
+                runtime=runtime,
+                threads=threads,
+                options=options,
+                lease_seconds=lease_seconds,
+                entries=entries,
+            )
+    except HwlutError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(doc, indent=1, default=str))
 
 
 @app.command("show")
 def show(job_id: int, server: ServerOpt = "http://127.0.0.1:8000") -> None:
-    """A job's status and progress."""
+    """A job as JSON."""
     from hwlut.client import HwlutClient
 
     with HwlutClient(server, token=os.environ.get("HWLUT_TOKEN")) as client:
         typer.echo(json.dumps(client.job(job_id), indent=1))
+
+
+def progress_line(job: dict[str, Any]) -> str:
+    """``job 3 [running] ort, 1 thread: 40/112 done (36%), 16 leased, 56 pending, 0 failed``."""
+    p = job["progress"]
+    share = p["done"] / p["total"] if p["total"] else 1.0
+    return (
+        f"job {job['id']} [{job['status']}] device {job['device']}, {job['space_name']} at {job['resolution']}, "
+        f"{job['runtime']}, {job['threads'] or 'any'} thread(s): {p['done']}/{p['total']} done ({share:.0%}), "
+        f"{p['leased']} leased, {p['pending']} pending, {p['failed']} failed"
+    )
+
+
+@app.command("status")
+def status(
+    job_id: int,
+    server: ServerOpt = "http://127.0.0.1:8000",
+    as_json: Annotated[bool, typer.Option("--json", help="The job as JSON.")] = False,
+) -> None:
+    """A job's status and progress: items done, leased, pending and failed (exit 1 when it failed)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+    from hwlut.client import HwlutClient, HwlutError
+
+    try:
+        with HwlutClient(server, token=os.environ.get("HWLUT_TOKEN")) as client:
+            job = client.job(job_id)
+    except HwlutError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(job, indent=1))
+    else:
+        typer.echo(progress_line(job))
+        console = Console()
+        if console.is_terminal:
+            p = job["progress"]
+            with Progress(TextColumn("items"), BarColumn(), TaskProgressColumn(), console=console) as bar:
+                bar.add_task("", total=p["total"] or 1, completed=p["done"])
+    if job["status"] == "failed":
+        raise typer.Exit(1)

@@ -1,4 +1,4 @@
-"""``hwlut lut`` (import, export, get) and ``hwlut query`` (ask a server)."""
+"""``hwlut lut`` (import, show, export, get) and ``hwlut query`` (ask a server)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from .lutshow import show
 
 app = typer.Typer(help="LUT files: import into the database, export, download from a server.", no_args_is_help=True)
 query_app = typer.Typer(help="Ask a server for latencies (µs).", no_args_is_help=True)
@@ -50,6 +52,9 @@ def import_(
         f"LUT {job_id} of {device}: {len(table.rows)} entries from a {table.format} table"
         + (f" ({unmapped} are no hwlut op and keep their original keys)" if unmapped else "")
     )
+
+
+app.command("show")(show)
 
 
 @app.command("export")

@@ -44,8 +44,37 @@ def runtime_from_options(
     adb_cpu_mask: str | None = None,
     adb_num_runs: int = 50,
     adb_warmup_runs: int = 10,
+    cache_mode: str = "warm",
+    cache_flush_bytes: int | None = None,
 ) -> Any:
-    """The runtime named on the command line, with the options that apply to it."""
+    """The runtime named on the command line, with the options that apply to it.
+
+    ``cache_mode="cold"`` wraps it to evict the caches before every timed run (:mod:`profiler.coldcache`).
+    """
+    from profiler.coldcache import CACHE_MODES, with_cache_mode
+
+    if cache_mode not in CACHE_MODES:
+        raise typer.BadParameter(f"unknown cache mode {cache_mode!r}; known: {', '.join(CACHE_MODES)}")
+    base = _base_runtime(
+        name, threads, xnnpack, optimization, adb_serial, adb_binary, adb_cpu_mask, adb_num_runs, adb_warmup_runs
+    )
+    try:
+        return with_cache_mode(base, cache_mode, flush_bytes=cache_flush_bytes)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--cache-mode") from None
+
+
+def _base_runtime(
+    name: str,
+    threads: int,
+    xnnpack: bool,
+    optimization: str,
+    adb_serial: str | None,
+    adb_binary: str,
+    adb_cpu_mask: str | None,
+    adb_num_runs: int,
+    adb_warmup_runs: int,
+) -> Any:
     from profiler.runtimes import make_runtime
 
     if name == "ort":
@@ -119,6 +148,12 @@ def profile(
     ),
     adb_cpu_mask: Annotated[str | None, typer.Option(help="adb: taskset CPU mask, e.g. f0.")] = None,
     adb_num_runs: Annotated[int, typer.Option(min=1, help="adb: --num_runs per benchmark_model call.")] = 50,
+    cache_mode: Annotated[
+        str, typer.Option(help="warm: entries run back to back; cold: caches evicted before every timed run.")
+    ] = "warm",
+    cache_flush_mb: Annotated[
+        float | None, typer.Option(min=0.01, help="cold: MiB read to evict (default 1.5x LLC, at most 128).")
+    ] = None,
 ) -> None:
     """Profile every distinct entry of a space on this machine (or a phone) into a LUT file."""
     from profiler.local import LutMismatch, profile_space
@@ -139,8 +174,11 @@ def profile(
         adb_binary=adb_binary,
         adb_cpu_mask=adb_cpu_mask,
         adb_num_runs=adb_num_runs,
+        cache_mode=cache_mode,
+        cache_flush_bytes=int(cache_flush_mb * (1 << 20)) if cache_flush_mb else None,
     )
-    out = out or Path(f"lut-{spec.name}-{spec.resolution}-{runtime}-{threads}t.json")
+    suffix = "" if cache_mode == "warm" else f"-{cache_mode}"
+    out = out or Path(f"lut-{spec.name}-{spec.resolution}-{runtime}-{threads}t{suffix}.json")
     cfg = ProtocolConfig(
         warmup_runs=warmup_runs,
         warmup_s=warmup_time,
@@ -194,7 +232,8 @@ def _summary(console: Console, table: Any, out: Path, wanted: int, wall: float) 
         f"{'complete' if table.complete else 'partial'}; {len(table.errors)} error(s)"
     )
     console.print(
-        f"  runtime {rt.get('runtime')} {rt.get('runtime_version')}, {rt.get('threads')} thread(s); "
+        f"  runtime {rt.get('runtime')} {rt.get('runtime_version')}, {rt.get('threads')} thread(s), "
+        f"{rt.get('cache_mode', 'warm')} caches; "
         f"overhead {table.overhead_us or float('nan'):.1f} µs; stop: "
         + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items(), key=lambda kv: str(kv[0])))
     )

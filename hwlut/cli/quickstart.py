@@ -1,81 +1,373 @@
-"""``hwlut quickstart``: export a few blocks of FBNet and time them on this CPU.
+"""``hwlut quickstart``: the whole loop on this machine in one command.
 
-A first look that needs no server: a handful of entries of the 32x32 space,
-exported to ONNX and TFLite, each measured on onnxruntime and on LiteRT with
-one thread by the measurement protocol (:mod:`profiler.protocol`: warm-up,
-interleaved passes with a sentinel, stop on the median's 95% CI or a time
-cap). ``hwlut profile`` measures a whole space the same way.
+Starts the server (a uvicorn subprocess on 127.0.0.1, a free port, the
+embedded SQLite database under ``$HWLUT_HOME`` brought to the current schema,
+an admin token made up for the session) unless ``--server URL`` names one;
+registers this machine's CPU as a device; creates one profiling job of the
+FBNet space on onnxruntime and one on LiteRT (1 thread each); exports every
+entry of the space in both formats in one grouped, parallel export; runs an
+agent (:mod:`profiler.agent`) for each job in this process; writes each LUT
+to a file; and prints a summary (entries, wall time, fastest and slowest
+block per layer, noise figures) and where to look next.
+
+``--quick`` profiles the 32x32 variant with a looser protocol (±3% CI or
+0.25 s per entry); the default profiles the 224x224 space with the default
+protocol (±1% CI) and a 2 s cap per entry. ``--serve`` keeps the server
+running afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
+import re
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
 import time
-from typing import Annotated
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from searchspace import load_space
+__all__ = ["FULL_PROTOCOL", "QUICK_PROTOCOL", "local_server", "quickstart"]
 
-DEFAULT_OPS = ("k3_e1", "k3_e6", "k5_e6", "k5_e1_g2", "skip")
+#: The protocol of ``--quick`` (32x32): coarse but fast.
+QUICK_PROTOCOL: dict[str, Any] = {
+    "target_rel_ci": 0.03,
+    "time_cap_s": 0.25,
+    "warmup_s": 0.2,
+    "slice_s": 0.02,
+    "min_passes": 2,
+}
+#: The protocol of the full run (224x224): the default ±1% CI, a 2 s cap per entry.
+FULL_PROTOCOL: dict[str, Any] = {"time_cap_s": 2.0}
+
+RUNTIMES = (("ort", "onnxruntime"), ("tflite", "LiteRT"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def local_server(
+    home: Path, *, port: int | None = None, admin_token: str | None = None
+) -> Iterator[tuple[str, str, Any]]:
+    """A real ``hwlut serve`` subprocess on 127.0.0.1 over SQLite in ``home``; yields (url, admin token, process).
+
+    Applies the migrations first, waits (with a deadline) until ``/v1/health``
+    answers, and stops the server when the block ends.
+    """
+    from hwlut.client import HwlutClient, HwlutError
+    from lut_store import Store
+
+    db_url = f"sqlite:///{home / 'hwlut.db'}"
+    store = Store(db_url)
+    store.upgrade()
+    store.dispose()
+    admin_token = admin_token or secrets.token_urlsafe(24)
+    port = port or _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(home / "quickstart-server.log", "ab")
+    env = {**os.environ, "HWLUT_ADMIN_TOKEN": admin_token, "HWLUT_DATABASE_URL": db_url, "HWLUT_HOME": str(home)}
+    cmd = [sys.executable, "-c", "from hwlut.cli import main; main()", "serve", "--port", str(port), "--db", db_url]
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60.0
+        with HwlutClient(url, timeout=2.0, retries=0) as client:
+            while True:
+                if proc.poll() is not None:
+                    tail = (home / "quickstart-server.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"the server exited with status {proc.returncode}:\n{tail}")
+                try:
+                    client.health()
+                    break
+                except HwlutError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"the server did not answer on {url} within 60 s") from None
+                    time.sleep(0.1)
+        yield url, admin_token, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+@dataclass
+class _Run:
+    """What one job's agent did, for the summary."""
+
+    runtime: str
+    label: str
+    job_id: int
+    wall_s: float = 0.0
+    passes: int = 0
+    redone: int = 0
+    drifts: list[float] = field(default_factory=list)
+    lut: Any = None
+    path: Path | None = None
+
+
+class _QuickHooks:
+    """Agent events → a Rich progress bar."""
+
+    def __init__(self, progress: Any, task: Any, run: _Run) -> None:
+        self.progress, self.task, self.run = progress, task, run
+
+    def message(self, text: str) -> None:
+        self.progress.console.print(f"  [dim]{text}[/dim]")
+
+    def job_started(self, job: dict[str, Any], runtime: Any, todo: int) -> None:
+        self.progress.update(self.task, total=job["progress"]["total"], completed=job["progress"]["done"])
+
+    def batch_started(self, job_id: int, lease_id: str, keys: Any) -> None:
+        self.progress.update(self.task, description=f"{self.run.label}: measuring a batch of {len(keys)}")
+
+    def passed(self, job_id: int, report: Any) -> None:
+        self.run.passes += int(report.accepted)
+        self.run.redone += int(not report.accepted)
+        self.run.drifts.append(report.drift)
+
+    def measured(self, job_id: int, item_id: int, key: str, stats: dict[str, Any]) -> None:
+        self.progress.advance(self.task)
+
+    def uploaded(self, job_id: int, accepted: int, duplicates: int) -> None:
+        pass
+
+
+def _device_name() -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()).strip("-.") or "this"
+    return f"{name[:100]}-cpu"
 
 
 def quickstart(
-    resolution: Annotated[int, typer.Option("--resolution", "-r", help="Input resolution (32 or 224).")] = 32,
-    layer: Annotated[int, typer.Option(help="Searchable layer whose candidates are timed.")] = 5,
-    precision: Annotated[float, typer.Option(min=1e-6, help="Target ± share of the median's 95% CI.")] = 0.01,
-    time_cap: Annotated[float, typer.Option(min=1e-3, help="Measuring time cap per entry, seconds.")] = 1.0,
-    threads: Annotated[int, typer.Option(min=1, help="Threads per runtime.")] = 1,
+    quick: Annotated[bool, typer.Option("--quick", help="The 32x32 space, a looser protocol (a few minutes).")] = False,
+    server: Annotated[str | None, typer.Option("--server", help="Use this server instead of starting one.")] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", help="Admin token of --server (default: $HWLUT_ADMIN_TOKEN).")
+    ] = None,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Keep the server running afterwards (Ctrl-C stops it).")
+    ] = False,
+    port: Annotated[int | None, typer.Option(help="Port of the server started here (default: a free one).")] = None,
+    device: Annotated[str | None, typer.Option(help="Device name (default: HOSTNAME-cpu).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for the LUT files (default: $HWLUT_HOME/luts).")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(min=1, help="Only the first N entries of the space (a smoke test; the LUT is partial)."),
+    ] = None,
 ) -> None:
-    """Export a few FBNet blocks to ONNX and TFLite and print their latencies here."""
-    from profiler.export import ArtifactCache, entry_target
-    from profiler.local import default_sentinel
-    from profiler.protocol import ProtocolConfig, measure_batch
-    from profiler.runtimes import make_runtime
+    """Start the server, register this CPU, profile FBNet on onnxruntime and LiteRT with agents, summarise."""
+    from hwlut.paths import hwlut_home
 
     console = Console()
-    spec = load_space("fbnet", resolution=resolution)
-    if not 0 <= layer < len(spec.layers):
-        raise typer.BadParameter(f"the space has layers 0..{len(spec.layers) - 1}", param_hint="--layer")
-    chosen = spec.layers[layer]
-    entries = [chosen.entry(op) for op in DEFAULT_OPS] + [spec.fixed_entries()["stem"], spec.fixed_entries()["fc"]]
-    cache = ArtifactCache()
-    config = ProtocolConfig(target_rel_ci=precision, time_cap_s=time_cap, warmup_s=0.2)
-    runtimes = [make_runtime("ort", threads=threads), make_runtime("tflite", threads=threads)]
-    table = Table(
-        "entry",
-        *(f"{rt.name} median µs (±CI, stop)" for rt in runtimes),
-        title=f"FBNet {resolution}x{resolution}, layer {layer} ({chosen.cin}->{chosen.cout}, "
-        f"{chosen.h}x{chosen.w}, stride {chosen.stride}), {threads} thread(s), "
-        f"95% CI target ±{precision:.1%} or {time_cap:g} s",
-    )
+    home = hwlut_home()
     started = time.perf_counter()
-    cells: dict[str, list[str]] = {e.key: [] for e in entries}
-    with console.status("exporting and timing…") as status:
-        for rt in runtimes:
-            loaded = []
-            for entry in entries:
-                status.update(f"{rt.name}: export {entry.key}")
-                artifact = cache.get(entry_target(entry), rt.format)
-                loaded.append((entry.key, rt.load(artifact.path, artifact.input_shape)))
-            sentinel_art = cache.get(entry_target(default_sentinel(spec)), rt.format)
-            sentinel = rt.load(sentinel_art.path, sentinel_art.input_shape)
-            status.update(f"{rt.name}: measuring {len(loaded)} entries in interleaved passes")
-            result = measure_batch(loaded, sentinel, config)
-            for key, model in loaded:
-                model.close()
-                res = result.entries[key]
-                if res.summary is None:
-                    cells[key].append(f"error: {res.error}")
-                else:
-                    s = res.summary
-                    cells[key].append(f"{s.median:9.1f} (±{s.ci_rel:.1%}, {res.stop_reason})")
-            sentinel.close()
-    for key, row in cells.items():
-        table.add_row(key, *row)
-    console.print(table)
+    if server is not None:
+        admin = token or os.environ.get("HWLUT_ADMIN_TOKEN")
+        if not admin:
+            raise typer.BadParameter("an existing server needs its admin token (--token or HWLUT_ADMIN_TOKEN)")
+        _main(
+            console, server, admin, quick=quick, device=device, out=out or home / "luts", started=started, limit=limit
+        )
+        return
+    with console.status("starting the server (SQLite under HWLUT_HOME, migrations applied)…"):
+        ctx = local_server(home, port=port)
+        url, admin, proc = ctx.__enter__()
+    try:
+        console.print(f"server: {url} (database {home / 'hwlut.db'}, log {home / 'quickstart-server.log'})")
+        _main(console, url, admin, quick=quick, device=device, out=out or home / "luts", started=started, limit=limit)
+        if serve:
+            console.print(
+                f"\nThe server keeps running on {url} (Ctrl-C stops it). Admin token of this session:\n  {admin}"
+            )
+            with contextlib.suppress(KeyboardInterrupt):
+                proc.wait()
+    finally:
+        ctx.__exit__(None, None, None)
+
+
+def _main(
+    console: Console,
+    url: str,
+    admin: str,
+    *,
+    quick: bool,
+    device: str | None,
+    out: Path,
+    started: float,
+    limit: int | None = None,
+) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from hwlut.client import Conflict, HwlutClient
+    from profiler.agent import Agent, AgentConfig, AgentError
+    from profiler.export import ArtifactCache, entry_target, export_many
+    from profiler.local import default_sentinel
+    from profiler.protocol import TRIVIAL_ENTRY
+    from profiler.provenance import collect_host
+    from searchspace import LatencyTable, load_space
+
+    resolution = 32 if quick else 224
+    protocol = QUICK_PROTOCOL if quick else FULL_PROTOCOL
+    space = load_space("fbnet", resolution=resolution)
+    entries = space.distinct_entries()[:limit]
+    host = collect_host()
+    name = device or _device_name()
+    with HwlutClient(url, token=admin) as client:
+        hardware = {k: host[k] for k in ("cpu_model", "cores", "machine", "os")}
+        try:
+            device_token = client.create_device(
+                name, description="this machine's CPU (hwlut quickstart)", hardware=hardware
+            )["token"]
+            console.print(f"device: registered {name} ({host['cpu_model']})")
+        except Conflict:
+            device_token = client.new_token(name)
+            console.print(f"device: {name} (registered before; a new token issued)")
+    runs: list[_Run] = []
+    with HwlutClient(url, token=device_token) as client:
+        for rt, label in RUNTIMES:
+            job = client.create_job(
+                name,
+                space="fbnet",
+                resolution=resolution,
+                runtime=rt,
+                threads=1,
+                options={"protocol": protocol},
+                entries=[e.key for e in entries] if limit else None,
+            )
+            runs.append(_Run(rt, label, job["id"]))
     console.print(
-        f"{len(entries)} entries x {len(runtimes)} runtimes in {time.perf_counter() - started:.1f} s; "
-        f"artifacts cached under {cache.root}"
+        f"jobs: {', '.join(f'{r.job_id} ({r.label})' for r in runs)}: FBNet {resolution}x{resolution}, "
+        f"{len(entries)} entries each, 1 thread"
     )
+
+    cache = ArtifactCache()
+    sentinel = default_sentinel(space)
+    unique = list({e.key: e for e in [TRIVIAL_ENTRY, sentinel, *entries]}.values())
+    wanted = [(entry_target(e), fmt) for fmt in ("onnx", "tflite") for e in unique]
+    t0 = time.perf_counter()
+    missing = sum(1 for target, fmt in wanted if cache.lookup(target, fmt) is None)
+    with console.status(f"exporting {missing} of {len(wanted)} artifacts the cache lacks (grouped, parallel)…"):
+        export_many(cache, wanted)
+    console.print(f"export: {missing} artifacts exported in {time.perf_counter() - t0:.1f} s (cache {cache.root})")
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    for run in runs:
+        t0 = time.perf_counter()
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task(f"{run.label}: preparing", total=len(entries))
+            config = AgentConfig(
+                server=url,
+                token=device_token,
+                runtime=run.runtime,
+                threads=1,
+                job_id=run.job_id,
+                once=True,
+                patience_s=60.0,
+                name=f"quickstart-{run.runtime}",
+            )
+            try:
+                Agent(config, hooks=_QuickHooks(progress, task, run), cache=cache).run()
+            except AgentError as exc:
+                console.print(f"[red]error:[/red] {exc}")
+                raise typer.Exit(1) from None
+        run.wall_s = time.perf_counter() - t0
+        with HwlutClient(url, token=device_token) as client:
+            text = client.lut_text(name, run.job_id)
+        run.lut = LatencyTable.from_dict(__import__("json").loads(text))
+        run.path = out / f"{name}-fbnet{resolution}-{run.runtime}.json"
+        run.path.parent.mkdir(parents=True, exist_ok=True)
+        run.path.write_text(text)
+        console.print(f"{run.label}: {len(run.lut.entries)} entries in {run.wall_s:.1f} s → {run.path}")
+
+    _summary(console, space, runs)
+    first = runs[0]
+    key = space.layers[len(space.layers) // 2].entry("k3_e6").key
+    if key not in first.lut.entries and first.lut.entries:  # a --limit run
+        key = next(iter(first.lut.entries))
+    arch = ",".join(["k3_e6"] * len(space.layers))
+    say = functools.partial(console.print, soft_wrap=True)  # commands stay on one line, copy-pasteable
+    say(f"\n[bold]Done in {time.perf_counter() - started:.0f} s.[/bold] Where to look next:")
+    say(f"  server        {url}  (API docs: {url}/docs)")
+    say(f"  one entry     curl -s {url}/v1/devices/{name}/luts/{first.job_id}/entries/{key}")
+    say(
+        f"  a network     curl -s -X POST {url}/v1/devices/{name}/luts/{first.job_id}/latency "
+        f"-H 'content-type: application/json' -d '{{\"arch\": \"{arch}\"}}'"
+    )
+    for run in runs:
+        say(f"  LUT file      {run.path}  ({run.label})")
+    say(f"  search        hwlut search --lut {first.path} --proxy digits --epochs 9 --out runs/quick")
+
+
+def _summary(console: Console, space: Any, runs: list[_Run]) -> None:
+    table = Table(title=f"Fastest and slowest block per layer (µs, median; skip aside) — FBNet {space.resolution}")
+    table.add_column("layer")
+    table.add_column("shape")
+    for run in runs:
+        table.add_column(f"{run.label} fastest")
+        table.add_column(f"{run.label} slowest")
+    groups: list[list[Any]] = []
+    for layer in space.layers:
+        if groups and groups[-1][0].shape_key == layer.shape_key:
+            groups[-1].append(layer)
+        else:
+            groups.append([layer])
+    for group in groups:
+        layer = group[0]
+        cells = []
+        for run in runs:
+            timed = []
+            for cand in layer.candidate_names:
+                stats = run.lut.entries.get(layer.entry(cand).key)
+                if cand != "skip" and stats is not None:
+                    timed.append((float(stats["median"]), cand))
+            if timed:
+                fast, slow = min(timed), max(timed)
+                cells += [f"{fast[1]} {fast[0]:.1f}", f"{slow[1]} {slow[0]:.1f}"]
+            else:
+                cells += ["-", "-"]
+        shape = f"{layer.cin}→{layer.cout} {layer.h}x{layer.w} s{layer.stride}"
+        index = str(layer.index) if len(group) == 1 else f"{layer.index}-{group[-1].index}"
+        table.add_row(index, shape, *cells)
+    console.print(table)
+
+    noise = Table(
+        title="Noise: CI half-width over the median (median, p90 of entries), entries stopped on the CI target, "
+        "passes, passes redone for sentinel drift, the largest drift, the runtime's per-call overhead"
+    )
+    for col in ("runtime", "entries", "wall s", "CI± med", "CI± p90", "on CI", "passes", "redone", "drift", "ovh µs"):
+        noise.add_column(col)
+    for run in runs:
+        stats = list(run.lut.entries.values())
+        rel = sorted(s["ci_rel"] for s in stats if s.get("ci_rel") is not None)
+        on_ci = sum(1 for s in stats if s.get("stop_reason") == "ci")
+        p90 = rel[min(len(rel) - 1, int(0.9 * len(rel)))] if rel else None
+        noise.add_row(
+            run.label,
+            str(len(stats)),
+            f"{run.wall_s:.1f}",
+            f"{statistics.median(rel):.2%}" if rel else "-",
+            f"{p90:.2%}" if p90 is not None else "-",
+            f"{on_ci}/{len(stats)}",
+            str(run.passes),
+            str(run.redone),
+            f"{max((abs(d) for d in run.drifts), default=0.0):.1%}",
+            f"{run.lut.overhead_us:.1f}" if run.lut.overhead_us is not None else "-",
+        )
+    console.print(noise)

@@ -1,0 +1,147 @@
+"""Benchmark of LUT accuracy: raw and calibrated predictions of whole networks, warm and cold-cache LUTs.
+
+For each runtime (onnxruntime and LiteRT by default), in one run:
+
+1. draws ``--n`` validation architectures of FBNet with ``--seed``;
+2. builds a LUT in each cache mode (``warm``: the default protocol;
+   ``cold``: caches evicted before every timed run, :mod:`profiler.coldcache`),
+   or continues / reuses the files of ``--lut-dir`` (and ``--lut-ort`` /
+   ``--lut-tflite`` for the warm LUT);
+3. measures the networks end to end once, interleaved, with the same protocol
+   (warm, as deployed);
+4. prints for each mode: raw LUT sums (all networks and the held-out half),
+   sums less ``(n-1)`` per-call overheads, and a linear calibration fitted on
+   half of the networks and reported on the other half only.
+
+Goals (issue 6, FBNet-224, 1 thread, 50 networks): calibrated ≥ 99% within
+±10%, ≥ 90% within ±5%, Spearman ≥ 0.99; raw ≥ 90% within ±10%.
+
+    python bench/accuracy.py                                     # the full run (long: two LUTs per runtime)
+    python bench/accuracy.py -r 32 --n 8 --needed-only --precision 0.03 --time-cap 0.5   # a smoke run
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path, and bench/profile.py would
+# shadow the standard library's ``profile`` module, which torch imports (through cProfile).
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+import argparse
+import json
+import tempfile
+import time
+from typing import Any
+
+from profiler.accuracy import NetworkRow, accuracy_report, plot_report
+from profiler.coldcache import CACHE_MODES
+from profiler.export import ArtifactCache
+from profiler.local import profile_space
+from profiler.network import measure_networks
+from profiler.protocol import ProtocolConfig
+from profiler.runtimes import make_runtime
+from profiler.validate import prefetch_networks, validation_archs
+from searchspace import LatencyTable, load_space
+
+
+def _line(label: str, fig: Any) -> str:
+    if fig is None:
+        return f"    {label:<20} n/a"
+    sp = "n/a" if fig.spearman is None else f"{fig.spearman:.3f}"
+    kt = "n/a" if fig.kendall is None else f"{fig.kendall:.3f}"
+    return (
+        f"    {label:<20} n={fig.n:<3} ±5% {fig.within_5:6.1%}  ±10% {fig.within_10:6.1%}  MAPE {fig.mape:5.2f}%  "
+        f"RMSPE {fig.rmspe:5.2f}%  bias {fig.mean_error_pct:+6.2f}%  max {fig.max_abs_error_pct:5.1f}%  "
+        f"Spearman {sp}  Kendall {kt}"
+    )
+
+
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-r", "--resolution", type=int, default=224)
+    parser.add_argument("--runtimes", default="ort,tflite")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--n", type=int, default=50, help="validation networks")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the draw and of the fit/held-out split")
+    parser.add_argument("--modes", default="warm,cold", help=f"cache modes of the LUTs ({', '.join(CACHE_MODES)})")
+    parser.add_argument("--cold-flush-mb", type=float, default=None, help="cold: MiB read before each run")
+    parser.add_argument("--calibration", default="linear", help="linear, scale or offset")
+    parser.add_argument("--lut-dir", type=Path, default=None, help="keep (and reuse) the LUTs here")
+    parser.add_argument("--lut-ort", type=Path, default=None, help="the warm onnxruntime LUT (reused / continued)")
+    parser.add_argument("--lut-tflite", type=Path, default=None, help="the warm LiteRT LUT (reused / continued)")
+    parser.add_argument("--needed-only", action="store_true", help="profile only the entries the networks use")
+    parser.add_argument("--precision", type=float, default=0.01, help="target CI half-width (entries and networks)")
+    parser.add_argument("--time-cap", type=float, default=3.0, help="time cap per entry / network, seconds")
+    parser.add_argument("--plot-dir", type=Path, default=None, help="write one PNG per runtime and mode here")
+    parser.add_argument("--json", type=Path, default=None, help="also write every report here")
+    args = parser.parse_args()
+
+    space = load_space("fbnet", resolution=args.resolution)
+    archs = validation_archs(space, args.n, args.seed)
+    entries = (
+        list(dict.fromkeys(e for a in archs for e in space.entries_of(a)))
+        if args.needed_only
+        else space.distinct_entries()
+    )
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    cache = ArtifactCache()
+    cfg = ProtocolConfig(target_rel_ci=args.precision, time_cap_s=args.time_cap)
+    flush = int(args.cold_flush_mb * (1 << 20)) if args.cold_flush_mb else None
+    tmp = tempfile.TemporaryDirectory(prefix="hwlut-accuracy-")
+    lut_dir = args.lut_dir or Path(tmp.name)
+    out: dict[str, Any] = {"resolution": args.resolution, "n": len(archs), "seed": args.seed, "runtimes": {}}
+    print(
+        f"FBNet-{args.resolution}, {args.threads} thread(s), {len(archs)} validation networks (seed {args.seed}), "
+        f"{len(entries)} LUT entries, modes {modes}, precision ±{args.precision:.1%}, LUTs in {lut_dir}",
+        flush=True,
+    )
+    for name in args.runtimes.split(","):
+        plain = make_runtime(name, threads=args.threads)
+        tables: dict[str, LatencyTable] = {}
+        build_s: dict[str, float] = {}
+        for mode in modes:
+            given = getattr(args, f"lut_{name}", None) if mode == "warm" else None
+            path = given or lut_dir / f"lut-fbnet-{args.resolution}-{name}-{args.threads}t-{mode}.json"
+            runtime = make_runtime(name, threads=args.threads, cache_mode=mode, cache_flush_bytes=flush)
+            t0 = time.perf_counter()
+            tables[mode] = profile_space(space, runtime, path, cfg, entries=entries, cache=cache)
+            build_s[mode] = time.perf_counter() - t0
+            print(
+                f"  {name} {mode}: LUT {path} ({len(tables[mode].entries)} entries, {build_s[mode]:.0f} s)", flush=True
+            )
+        t0 = time.perf_counter()
+        prefetch_networks(space, archs, plain.format, cache)
+        measured = measure_networks(space, archs, plain, cfg, cache=cache)
+        measure_s = time.perf_counter() - t0
+        print(f"  {name}: {len(measured)} networks measured end to end in {measure_s:.0f} s", flush=True)
+        out["runtimes"][name] = {"runtime": plain.settings(), "modes": {}}
+        for mode, table in tables.items():
+            rows = [
+                NetworkRow(m.arch, m.measured_us, table.network_latency(m.arch), len(space.entries_of(m.arch)))
+                for m in measured
+            ]
+            report = accuracy_report(rows, overhead_us=table.overhead_us, kind=args.calibration, split_seed=args.seed)
+            cal = report.calibration
+            print(f"  {name} / {mode}-cache LUT (overhead {table.overhead_us or float('nan'):.1f} µs):")
+            print(_line("raw LUT sum", report.raw))
+            print(_line("raw, held-out", report.raw_held_out))
+            print(_line("sum-(n-1)*overhead", report.overhead))
+            print(_line("calibrated, held-out", report.calibrated))
+            if cal is not None:
+                print(
+                    f"    calibration: {cal.slope:.4f} x sum {cal.intercept_us:+.1f} µs, fitted on {len(cal.fitted_on)}"
+                )
+            if args.plot_dir is not None:
+                plot_report(report, args.plot_dir / f"accuracy-{args.resolution}-{name}-{mode}.png")
+            out["runtimes"][name]["modes"][mode] = {"build_s": build_s[mode], **report.to_dict()}
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1))
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

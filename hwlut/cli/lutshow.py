@@ -1,0 +1,138 @@
+"""``hwlut lut show FILE``: an hwlut LUT file as a layers × candidates table (ms) and its summary figures.
+
+The figures come from :mod:`profiler.report` (pure functions of the table);
+this module only renders them with Rich, or prints them as JSON
+(``--json``, latencies in µs).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from searchspace import LatencyTable, LutFileError
+
+__all__ = ["show"]
+
+
+def show(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="An hwlut LUT file (JSON).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the grid and the figures as JSON (µs).")] = False,
+    all_missing: Annotated[bool, typer.Option("--all-missing", help="List every missing key, not only 10.")] = False,
+) -> None:
+    """Print a LUT's table (layers × candidates, ms) and summary figures."""
+    from profiler.report import fixed_rows, layer_grid, lut_summary
+
+    try:
+        table = LatencyTable.load(file)
+    except (LutFileError, KeyError, TypeError, ValueError) as exc:
+        raise typer.BadParameter(f"{file}: {exc}", param_hint="FILE") from None
+    summary, grid, fixed = lut_summary(table), layer_grid(table), fixed_rows(table)
+    if as_json:
+        typer.echo(json.dumps({"file": str(file), "summary": summary, "grid": grid, "fixed": fixed}, indent=1))
+        return
+    console = Console()
+    console.print(_grid_table(summary, grid))
+    console.print(_fixed_table(fixed))
+    _print_summary(console, file, summary, all_missing)
+
+
+def _ms(us: float | None) -> str:
+    return "" if us is None else f"{us / 1000:.3f}"
+
+
+def _title(summary: dict[str, Any]) -> str:
+    space, rt = summary["space"], summary["runtime"] or {}
+    where = f" · {rt.get('runtime')} {rt.get('runtime_version', '')} · {rt.get('threads')} thread(s)" if rt else ""
+    return f"{space['name']}-{space['resolution']}{where} — median latency, ms"
+
+
+def _grid_table(summary: dict[str, Any], grid: dict[str, Any]) -> Table:
+    table = Table(title=_title(summary), caption="— missing · err failed · blank: not a candidate there")
+    for name, justify in (("#", "right"), ("stage", "right"), ("cin→cout", "right"), ("h×w", "right"), ("s", "right")):
+        table.add_column(name, justify=justify, style="dim" if name != "#" else None)
+    for name in grid["candidates"]:
+        table.add_column(name, justify="right")
+    for row in grid["layers"]:
+        values = [v for v in row["latency_us"].values() if v is not None]
+        fastest = min(values) if values else None
+        cells = []
+        for name in grid["candidates"]:
+            if name not in row["latency_us"]:
+                cells.append("")
+            elif name in row["errors"]:
+                cells.append("[red]err[/]")
+            elif row["latency_us"][name] is None:
+                cells.append("[dim]—[/]")
+            else:
+                us = row["latency_us"][name]
+                cells.append(f"[bold green]{_ms(us)}[/]" if us == fastest and len(values) > 1 else _ms(us))
+        shape = [str(row["index"]), str(row["stage"]), f"{row['cin']}→{row['cout']}", f"{row['h']}×{row['w']}"]
+        table.add_row(*shape, str(row["stride"]), *cells)
+    return table
+
+
+def _fixed_table(fixed: list[dict[str, Any]]) -> Table:
+    table = Table(title="fixed entries (every network) — ms")
+    table.add_column("part")
+    table.add_column("key", style="dim")
+    table.add_column("ms", justify="right")
+    for row in fixed:
+        cell = "[red]err[/]" if row["error"] else ("[dim]—[/]" if row["latency_us"] is None else _ms(row["latency_us"]))
+        table.add_row(row["name"], row["key"], cell)
+    return table
+
+
+def _pct(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:.{digits}%}"
+
+
+def _print_summary(console: Console, file: Path, s: dict[str, Any], all_missing: bool) -> None:
+    def line(text: str) -> None:
+        console.print(text, highlight=False)
+
+    rt = s["runtime"] or {}
+    state = "complete" if s["complete"] else "partial"
+    line(
+        f"[bold]{file}[/]: {s['entries']}/{s['total']} entries ({state}), "
+        f"{s['missing']} missing, {len(s['errors'])} error(s)"
+    )
+    if rt:
+        extras = ", ".join(
+            f"{k} {'+'.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in rt.items()
+            if k not in ("runtime", "runtime_version", "threads")
+        )
+        line(f"  runtime   {rt.get('runtime')} {rt.get('runtime_version')}, {rt.get('threads')} thread(s); {extras}")
+    else:
+        line("  runtime   not recorded (no provenance)")
+    if s["host"]:
+        h = s["host"]
+        line(f"  host      {h.get('cpu_model')}, {h.get('cores')} cores, affinity {h.get('affinity_mask')}")
+    overhead = "n/a" if s["overhead_us"] is None else f"{s['overhead_us']:.2f} µs per invocation"
+    line(f"  overhead  {overhead}")
+    if s["ci_rel_median"] is not None:
+        line(f"  95% CI    half-width median ±{_pct(s['ci_rel_median'])}, max ±{_pct(s['ci_rel_max'])} of the median")
+    if s["stop_reasons"]:
+        line("  stop      " + ", ".join(f"{k} {v}" for k, v in s["stop_reasons"].items()))
+    if s["passes"] is not None:
+        flagged = "" if s["passes_flagged"] is None else f", {s['passes_flagged']} flagged"
+        line(
+            f"  passes    {s['passes']} accepted, {s['passes_redone'] or 0} redone{flagged}; "
+            f"sentinel drift max {_pct(s['sentinel_max_abs_drift'], 1)}"
+        )
+    if s["wall_s"] is not None:
+        share = "" if s["inference_share"] is None else f", {s['inference_share']:.0%} inside inference calls"
+        line(f"  wall      {s['wall_s']:.1f} s over {s['sessions']} session(s){share}")
+    if s["missing_keys"]:
+        shown = s["missing_keys"] if all_missing else s["missing_keys"][:10]
+        more = len(s["missing_keys"]) - len(shown)
+        line("  missing   " + ", ".join(shown) + (f" … and {more} more (--all-missing)" if more else ""))
+    for key, message in s["errors"].items():
+        first = message.splitlines()[0] if message else ""
+        line(f"  [red]error[/]     {key}: {first}")

@@ -1,0 +1,236 @@
+"""Validate a LUT against whole networks measured end to end, here, with the LUT's own protocol.
+
+:func:`validation_archs` draws the validation networks: the named ones first,
+then ``n`` distinct architectures sampled from the LUT's space with a
+recorded seed. :func:`validate_lut` measures them in one interleaved batch
+(:func:`profiler.network.measure_networks`; the networks always run warm,
+as a deployed network does, whatever cache mode the LUT was measured in) and
+computes the :class:`profiler.accuracy.AccuracyReport`: raw LUT sums,
+overhead-corrected sums and a calibration fitted on half of the networks,
+reported on the other half. :func:`write_calibration` stores the calibration
+and the figures in the LUT file (``provenance.calibration`` and
+``provenance.accuracy``), where the searcher finds them.
+
+Nothing here needs the server: a device agent fetches the LUT, calls
+:func:`validate_lut` and uploads :meth:`ValidationResult.to_dict`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from searchspace import LatencyTable, SpaceSpec
+
+from .accuracy import AccuracyReport, NetworkRow, accuracy_report
+from .coldcache import cache_mode_of
+from .network import NetworkMeasurement, measure_networks
+from .protocol import ProtocolConfig
+from .provenance import now_iso
+from .runtimes import Runtime
+
+__all__ = [
+    "DEFAULT_NETWORKS",
+    "RuntimeMismatch",
+    "ValidationResult",
+    "check_runtime",
+    "prefetch_networks",
+    "validate_lut",
+    "validation_archs",
+    "write_calibration",
+]
+
+#: Validation networks drawn when none are asked for.
+DEFAULT_NETWORKS = 30
+#: Keys of a runtime's settings that describe how entries were measured, not the runtime itself.
+_MODE_KEYS = ("cache_mode", "cache_flush_bytes", "last_level_cache_bytes")
+
+
+class RuntimeMismatch(ValueError):
+    """The runtime given to validate a LUT is not the one (or not set as the one) that measured it."""
+
+
+def validation_archs(
+    space: SpaceSpec, n: int = DEFAULT_NETWORKS, seed: int = 0, named: Sequence[str] = ()
+) -> list[str]:
+    """The named architectures (checked against ``space``), then ``n`` distinct ones drawn with ``seed``.
+
+    The same ``(space, n, seed, named)`` always gives the same list; no
+    architecture appears twice. A space with fewer than ``n`` further
+    architectures gives them all.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    out = list(dict.fromkeys(space.decode(a).encode() for a in named))
+    seen = set(out)
+    rng = random.Random(seed)
+    wanted = len(out) + min(n, max(space.num_architectures - len(out), 0))
+    attempts = 0
+    while len(out) < wanted and attempts < 100 * (n + 1):
+        arch = space.sample(rng).encode()
+        attempts += 1
+        if arch not in seen:
+            seen.add(arch)
+            out.append(arch)
+    return out
+
+
+def _runtime_view(settings: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (settings or {}).items() if k not in _MODE_KEYS}
+
+
+def check_runtime(table: LatencyTable, runtime: Runtime) -> None:
+    """Raise :class:`RuntimeMismatch` when ``runtime``'s settings differ from those the LUT was measured with.
+
+    The cache mode is not compared (the networks run warm in any case); a LUT
+    without a recorded runtime is accepted.
+    """
+    lut = _runtime_view(table.provenance.get("runtime"))
+    if not lut:
+        return
+    here = _runtime_view(runtime.settings())
+    diff = [
+        f"{k}: LUT {lut.get(k)!r} != here {here.get(k)!r}"
+        for k in sorted(set(lut) | set(here))
+        if lut.get(k) != here.get(k)
+    ]
+    if diff:
+        raise RuntimeMismatch("the LUT was measured with other runtime settings; " + "; ".join(diff))
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """A LUT's validation: how the networks were chosen, their measurements and the accuracy report."""
+
+    report: AccuracyReport
+    measurements: tuple[NetworkMeasurement, ...]
+    seed: int
+    n: int
+    named: tuple[str, ...]
+    lut_cache_mode: str
+    runtime: dict[str, Any]
+    finished_at: str = field(default_factory=now_iso)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the plan (seed, n, named), the report (rows, figures, calibration) and the network stats."""
+        return {
+            "plan": {"seed": self.seed, "n": self.n, "named": list(self.named)},
+            "lut_cache_mode": self.lut_cache_mode,
+            "runtime": self.runtime,
+            "finished_at": self.finished_at,
+            "report": self.report.to_dict(),
+            "networks": [
+                {"arch": m.arch, "artifact": m.label, "stats": m.stats, "sentinel": m.sentinel}
+                for m in self.measurements
+            ],
+        }
+
+
+def validate_lut(
+    table: LatencyTable,
+    runtime: Runtime,
+    config: ProtocolConfig | None = None,
+    *,
+    n: int = DEFAULT_NETWORKS,
+    seed: int = 0,
+    archs: Sequence[str] = (),
+    calibration: str | None = "linear",
+    fit_share: float = 0.5,
+    cache: Any = None,
+    check: bool = True,
+    measure: Callable[..., list[NetworkMeasurement]] = measure_networks,
+) -> ValidationResult:
+    """Measure ``archs`` plus ``n`` seeded random networks of the LUT's space end to end and report accuracy.
+
+    ``runtime`` runs the networks (warm; a cold-cache wrapper is unwrapped);
+    with ``check`` its settings must be those the LUT was measured with. The
+    calibration ``kind`` (None: none) is fitted on a ``seed``-split
+    ``fit_share`` of the networks and reported on the rest. Raises
+    :class:`searchspace.MissingEntries` before measuring anything when the
+    LUT lacks an entry of a network.
+    """
+    plain = getattr(runtime, "inner", runtime)  # networks always run warm
+    if check:
+        check_runtime(table, plain)
+    space = table.space
+    chosen = validation_archs(space, n, seed, archs)
+    if not chosen:
+        raise ValueError("validate: no networks (n=0 and no named architecture)")
+    for arch in chosen:  # every gap is found before anything is exported
+        table.network_latency(arch)
+    if measure is measure_networks:
+        cache = prefetch_networks(space, chosen, plain.format, cache)
+    measured = measure(space, chosen, plain, config, cache=cache, lut=table)
+    rows = [
+        NetworkRow(arch=m.arch, measured_us=m.measured_us, raw_us=float(m.predicted_us), entries=m.entries)
+        for m in measured
+    ]
+    report = accuracy_report(
+        rows,
+        overhead_us=table.overhead_us,
+        kind=calibration,
+        split_seed=seed,
+        fit_share=fit_share,
+        meta={
+            "space": space.name,
+            "resolution": space.resolution,
+            "lut_cache_mode": cache_mode_of(table.provenance.get("runtime")),
+        },
+    )
+    return ValidationResult(
+        report=report,
+        measurements=tuple(measured),
+        seed=seed,
+        n=n,
+        named=tuple(archs),
+        lut_cache_mode=cache_mode_of(table.provenance.get("runtime")),
+        runtime=plain.settings(),
+    )
+
+
+def prefetch_networks(space: SpaceSpec, archs: Sequence[str], fmt: str, cache: Any = None) -> Any:
+    """Export the networks the cache lacks in parallel (:func:`profiler.export.export_many`); returns the cache.
+
+    A stand-in cache is returned untouched; a failed parallel export is left
+    to the one-by-one export of the measurement, which names the culprit.
+    """
+    from .export import ArtifactCache, ExportError, export_many, network_target
+
+    cache = cache if cache is not None else ArtifactCache()
+    if isinstance(cache, ArtifactCache):
+        try:
+            export_many(cache, [(network_target(space, a), fmt) for a in archs])
+        except (ExportError, OSError, RuntimeError):
+            pass
+    return cache
+
+
+def write_calibration(table: LatencyTable, result: ValidationResult, path: str | Path | None = None) -> LatencyTable:
+    """Store the fitted calibration (``provenance.calibration``) and the figures (``provenance.accuracy``).
+
+    Writes the file at ``path`` when given. A validation without a fitted
+    calibration (too few networks) stores the figures and drops any old
+    calibration, which no longer has evidence behind it.
+    """
+    report = result.report
+    prov = dict(table.provenance)
+    if report.calibration is not None:
+        prov["calibration"] = {
+            **report.calibration.to_dict(),
+            "held_out": [report.rows[i].arch for i in report.held_out_indices],
+            "fitted_at": result.finished_at,
+        }
+    else:
+        prov.pop("calibration", None)
+    prov["accuracy"] = {
+        **report.summary(),
+        "plan": {"seed": result.seed, "n": result.n, "named": list(result.named)},
+        "measured_at": result.finished_at,
+    }
+    table.provenance = prov
+    if path is not None:
+        table.save(path)
+    return table

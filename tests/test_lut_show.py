@@ -1,0 +1,125 @@
+"""``hwlut lut show``: the layers × candidates grid (ms) and the summary figures of real and hand-made LUTs."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hwlut.cli import app
+from profiler.local import profile_space
+from profiler.protocol import ProtocolConfig
+from profiler.report import layer_grid, lut_summary
+from profiler.runtimes import make_runtime
+from searchspace import LatencyTable, load_space
+
+QUICK = ProtocolConfig(warmup_runs=3, warmup_s=0.05, entry_warmup_s=0.0, slice_s=0.01, time_cap_s=0.15)
+WIDE = {"COLUMNS": "220"}
+
+
+def _show(*args: str) -> object:
+    return CliRunner().invoke(app, ["lut", "show", *args], env=WIDE)
+
+
+@pytest.fixture(scope="module")
+def real_lut(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three entries of FBNet-32 measured with onnxruntime: a layer-0 block, the stem and the classifier."""
+    space = load_space("fbnet", resolution=32)
+    fixed = space.fixed_entries()
+    entries = [fixed["stem"], space.layers[0].entry("k3_e1"), fixed["fc"]]
+    out = tmp_path_factory.mktemp("show") / "lut.json"
+    profile_space(space, make_runtime("ort", threads=1), out, QUICK, entries=entries, sentinel=fixed["fc"])
+    return out
+
+
+@pytest.mark.slow
+def test_show_json_of_a_real_ort_lut(real_lut: Path) -> None:
+    table = LatencyTable.load(real_lut)
+    result = _show(str(real_lut), "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    s = doc["summary"]
+    total = len(table.space.distinct_entries())
+    assert (s["entries"], s["total"], s["missing"]) == (3, total, total - 3)
+    assert s["missing_keys"] == table.missing() and not s["complete"] and s["errors"] == {}
+    assert s["runtime"]["runtime"] == "ort" and s["runtime"]["threads"] == 1
+    assert s["overhead_us"] == table.overhead_us and s["overhead_us"] > 0
+    rels = [e["ci_rel"] for e in table.entries.values()]
+    assert s["ci_rel_median"] == pytest.approx(statistics.median(rels)) and s["ci_rel_max"] == max(rels)
+    assert sum(s["stop_reasons"].values()) == 3 and set(s["stop_reasons"]) <= {"ci", "time_cap"}
+    assert s["passes"] >= QUICK.min_passes and isinstance(s["passes_redone"], int)
+    assert s["sentinel_max_abs_drift"] is not None and s["sentinel_key"] == table.space.fixed_entries()["fc"].key
+    session = table.provenance["sessions"][0]
+    assert s["sessions"] == 1 and s["wall_s"] == session["wall_s"] > 0
+    assert 0 < s["inference_s"] <= s["wall_s"] and s["inference_share"] == pytest.approx(s["inference_s"] / s["wall_s"])
+    for name in ("export_s", "load_s", "save_s", "saves"):
+        assert session[name] >= 0, name
+
+    block = table.space.layers[0].entry("k3_e1").key
+    layer0 = doc["grid"]["layers"][0]
+    assert layer0["keys"]["k3_e1"] == block
+    assert layer0["latency_us"]["k3_e1"] == table.entries[block]["median"]
+    assert layer0["latency_us"]["k5_e6"] is None  # not measured
+    assert len(doc["grid"]["layers"]) == 22 and doc["grid"]["candidates"][-1] == "skip"
+    fixed = {row["name"]: row for row in doc["fixed"]}
+    stem = table.space.fixed_entries()["stem"].key
+    assert fixed["stem"]["latency_us"] == table.entries[stem]["median"] and fixed["head"]["latency_us"] is None
+
+
+@pytest.mark.slow
+def test_show_table_of_a_real_ort_lut(real_lut: Path) -> None:
+    table = LatencyTable.load(real_lut)
+    result = _show(str(real_lut))
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "fbnet-32 · ort" in out and "median latency, ms" in out
+    block = table.space.layers[0].entry("k3_e1").key
+    assert f"{table.entries[block]['median'] / 1000:.3f}" in out  # the layer-0 cell, in ms
+    fc = table.space.fixed_entries()["fc"].key
+    assert fc in out and f"{table.entries[fc]['median'] / 1000:.3f}" in out
+    assert f"3/{len(table.space.distinct_entries())} entries (partial)" in out
+    assert f"{table.overhead_us:.2f} µs per invocation" in out
+    assert "half-width median ±" in out and "sentinel drift max" in out and "inside inference calls" in out
+    assert "… and" in out and "--all-missing" in out
+    every = _show(str(real_lut), "--all-missing").stdout
+    assert all(key in every for key in table.missing())
+
+
+def test_show_a_handmade_lut_with_an_error_and_no_provenance(tmp_path: Path) -> None:
+    space = load_space("fbnet", resolution=32)
+    entries = space.distinct_entries()
+    failed = space.layers[3].entry("k5_e6").key
+    table = LatencyTable(
+        space=space,
+        entries={e.key: {"median": 100.0 + i} for i, e in enumerate(entries) if e.key != failed},
+        errors={failed: "RuntimeError: boom\nmore lines"},
+    )
+    path = tmp_path / "hand.json"
+    table.save(path)
+    summary = lut_summary(table)
+    assert (summary["missing"], summary["missing_keys"], summary["errors"]) == (
+        1,
+        [failed],
+        {failed: table.errors[failed]},
+    )
+    assert summary["runtime"] is None and summary["ci_rel_median"] is None and summary["wall_s"] is None
+    assert summary["stop_reasons"] == {"unknown": len(entries) - 1}
+    row = layer_grid(table)["layers"][3]
+    assert row["errors"] == {"k5_e6": table.errors[failed]} and row["latency_us"]["k5_e6"] is None
+
+    result = _show(str(path))
+    assert result.exit_code == 0, result.output
+    assert "err" in result.stdout and "runtime   not recorded" in result.stdout
+    assert f"error     {failed}: RuntimeError: boom" in result.stdout and "more lines" not in result.stdout
+    assert f"{(100.0 + 1) / 1000:.3f}" in result.stdout  # the first block entry, 101 µs
+
+
+def test_show_refuses_a_file_that_is_not_an_hwlut_lut(tmp_path: Path) -> None:
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"format": "something-else"}))
+    result = _show(str(path))
+    assert result.exit_code == 2
+    assert "not an hwlut LUT" in result.output

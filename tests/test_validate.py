@@ -1,0 +1,329 @@
+"""Cold-cache measurement (:mod:`profiler.coldcache`) and LUT validation (:mod:`profiler.validate`)."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from hwlut.cli import app
+from profiler.coldcache import (
+    MAX_FLUSH_BYTES,
+    CacheFlusher,
+    ColdCacheLoaded,
+    ColdCacheRuntime,
+    default_flush_bytes,
+    last_level_cache_bytes,
+    with_cache_mode,
+)
+from profiler.export import network_target
+from profiler.local import LutMismatch, profile_space
+from profiler.protocol import ProtocolConfig, measure_batch
+from profiler.runtimes import Loaded, Runtime, make_runtime
+from profiler.validate import RuntimeMismatch, validate_lut, validation_archs, write_calibration
+from searchspace import ArchitectureError, LatencyTable, MissingEntries, SpaceSpec, load_space
+
+# -- cold caches against a scripted clock --------------------------------------------------------
+
+
+class ScriptedClock:
+    """A nanosecond clock that moves only when something runs; every read is logged."""
+
+    def __init__(self, log: list) -> None:
+        self.now = 0
+        self.log = log
+
+    def __call__(self) -> int:
+        self.log.append(("clock", self.now))
+        return self.now
+
+
+class ScriptedModel(Loaded):
+    """A model whose every run takes ``us`` on the scripted clock."""
+
+    def __init__(self, clock: ScriptedClock, us: float) -> None:
+        self.clock, self.us = clock, us
+
+    def run_once(self) -> None:
+        self.clock.log.append(("run", self.clock.now))
+        self.clock.now += int(self.us * 1000)
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+
+class ScriptedFlusher:
+    """Stands in for :class:`CacheFlusher`: a touch costs ``us`` on the scripted clock."""
+
+    def __init__(self, clock: ScriptedClock, us: float = 5000.0) -> None:
+        self.clock, self.us, self.touches = clock, us, 0
+
+    def touch(self) -> None:
+        self.clock.log.append(("touch", self.clock.now))
+        self.clock.now += int(self.us * 1000)
+        self.touches += 1
+
+
+def test_the_flush_happens_before_the_timed_region_and_is_not_counted() -> None:
+    log: list = []
+    clock = ScriptedClock(log)
+    flusher = ScriptedFlusher(clock, us=5000.0)
+    model = ColdCacheLoaded(ScriptedModel(clock, 120.0), flusher)
+    assert model.timed_run(clock) == pytest.approx(120.0)  # not 5120
+    assert [kind for kind, _ in log] == ["touch", "clock", "run", "clock"]
+    model.run_once()  # an untimed run does not flush
+    assert flusher.touches == 1
+
+
+def test_every_timed_run_of_the_protocol_flushes_and_samples_stay_exact() -> None:
+    log: list = []
+    clock = ScriptedClock(log)
+    flusher = ScriptedFlusher(clock, us=7000.0)
+    cfg = ProtocolConfig(warmup_runs=2, warmup_s=0.0, entry_warmup_s=0.0, slice_s=0.0, time_cap_s=10.0)
+    items = [("a", ColdCacheLoaded(ScriptedModel(clock, 100.0), flusher))]
+    sentinel = ColdCacheLoaded(ScriptedModel(clock, 50.0), flusher)
+    result = measure_batch(items, sentinel, cfg, clock=clock)
+    entry = result.entries["a"]
+    assert entry.stop_reason == "ci" and set(entry.samples) == {100.0}
+    runs = sum(1 for kind, _ in log if kind == "run")
+    assert flusher.touches == runs  # every invocation (warm-up, sentinel, timed) was preceded by a flush
+    for i, (kind, _) in enumerate(log):
+        if kind == "run":
+            assert log[i - 1][0] == "clock" and log[i - 2][0] == "touch"  # touch, t0, run
+
+
+def test_the_real_flusher_reads_every_cache_line() -> None:
+    flusher = CacheFlusher(1 << 20)
+    flusher.touch()
+    flusher.touch()
+    assert flusher.touches == 2 and flusher.sink == (1 << 20) // 64  # one 1 per 64-byte line, all summed
+    with pytest.raises(ValueError):
+        CacheFlusher(100)
+
+
+def test_last_level_cache_from_sysfs_and_the_default_flush(tmp_path: Path) -> None:
+    for i, (level, kind, size) in enumerate(
+        [(1, "Data", "48K"), (1, "Instruction", "64K"), (2, "Unified", "2048K"), (3, "Unified", "32768K")]
+    ):
+        d = tmp_path / f"index{i}"
+        d.mkdir()
+        (d / "level").write_text(f"{level}\n")
+        (d / "type").write_text(f"{kind}\n")
+        (d / "size").write_text(f"{size}\n")
+    assert last_level_cache_bytes(tmp_path) == 32 << 20
+    assert default_flush_bytes(32 << 20) == 48 << 20
+    assert default_flush_bytes(480 << 20) == MAX_FLUSH_BYTES  # a VM reporting its host's L3
+    detected = last_level_cache_bytes()
+    assert detected is None or detected >= 1 << 16
+
+
+@dataclass
+class _Artifact:
+    path: Path
+    input_shape: tuple[int, ...]
+
+
+@dataclass
+class _Cache:
+    """Stands in for the artifact cache: nothing is exported."""
+
+    asked: list[str] = field(default_factory=list)
+
+    def get(self, target: Any, fmt: str) -> _Artifact:
+        self.asked.append(target.label)
+        return _Artifact(Path(f"/nowhere/{target.label}.{fmt}"), tuple(target.input_shape(1)))
+
+
+class _Fixed(Loaded):
+    def __init__(self, us: float) -> None:
+        self.us = us
+
+    def run_once(self) -> None:
+        pass
+
+    def timed_run(self, clock: Any) -> float:
+        return self.us
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+
+@dataclass
+class _Runtime(Runtime):
+    """A runtime whose models take a fixed latency by artifact label (500 µs when not listed)."""
+
+    latencies: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.name, self.format = "fake", "onnx"
+
+    def load(self, path: Path, input_shape: tuple[int, ...]) -> Loaded:
+        return _Fixed(self.latencies.get(path.stem, 500.0))
+
+    def settings(self) -> dict[str, Any]:
+        return {"runtime": "fake", "threads": self.threads}
+
+
+CFG = ProtocolConfig(warmup_runs=1, warmup_s=0.0, entry_warmup_s=0.0, slice_s=0.0, time_cap_s=1.0)
+
+
+def _ticks() -> Any:
+    now = [0]
+
+    def clock() -> int:
+        now[0] += 1000
+        return now[0]
+
+    return clock
+
+
+def test_cache_mode_is_recorded_and_warm_and_cold_never_share_a_lut(tmp_path: Path) -> None:
+    space = load_space("fbnet", resolution=32)
+    entries = [space.fixed_entries()["fc"], space.layers[-1].entry("k3_e1")]
+    cold = ColdCacheRuntime(_Runtime(), flush_bytes=1 << 16, llc_bytes=1 << 15)
+    assert cold.name == "fake" and cold.format == "onnx"
+    out = tmp_path / "cold.json"
+    table = profile_space(space, cold, out, CFG, entries=entries, cache=_Cache())
+    assert set(table.entries) == {e.key for e in entries}
+    assert table.provenance["cache_mode"] == "cold"
+    rt = table.provenance["runtime"]
+    assert rt["cache_mode"] == "cold" and rt["cache_flush_bytes"] == 1 << 16 and rt["last_level_cache_bytes"] == 1 << 15
+    assert cold.flusher.touches > 0
+    with pytest.raises(LutMismatch, match="runtime"):
+        profile_space(space, _Runtime(), out, CFG, entries=entries, cache=_Cache())
+    warm = profile_space(space, with_cache_mode(_Runtime(), "warm"), tmp_path / "warm.json", CFG, entries=entries,
+                         cache=_Cache())  # fmt: skip
+    assert warm.provenance["cache_mode"] == "warm" and "cache_mode" not in warm.provenance["runtime"]
+
+
+def test_make_runtime_selects_the_cache_mode() -> None:
+    cold = make_runtime("ort", threads=1, cache_mode="cold", cache_flush_bytes=1 << 20)
+    settings = cold.settings()
+    assert (
+        settings["runtime"] == "ort" and settings["cache_mode"] == "cold" and settings["cache_flush_bytes"] == 1 << 20
+    )
+    assert "cache_mode" not in make_runtime("ort").settings()
+    with pytest.raises(ValueError, match="phone"):
+        make_runtime("adb", cache_mode="cold")
+    with pytest.raises(ValueError, match="known: warm, cold"):
+        make_runtime("ort", cache_mode="lukewarm")
+
+
+# -- validation against a scripted runtime ---------------------------------------------------------
+
+
+def _lut_for(space: SpaceSpec, archs: list[str], runtime: str = "fake") -> LatencyTable:
+    """A LUT holding every entry of ``archs``, latencies 20, 21, ... µs."""
+    keys = list(dict.fromkeys(e.key for a in archs for e in space.entries_of(a)))
+    return LatencyTable(
+        space=space,
+        entries={k: {"median": 20.0 + i} for i, k in enumerate(keys)},
+        overhead_us=2.0,
+        provenance={"runtime": {"runtime": runtime, "threads": 1}},
+    )
+
+
+def test_validation_archs_are_seeded_distinct_and_named_first() -> None:
+    space = load_space("fbnet", resolution=32)
+    named = space.sample(random.Random(99)).encode()
+    archs = validation_archs(space, 12, seed=4, named=[named, named])
+    assert archs[0] == named and len(archs) == 13 and len(set(archs)) == 13
+    assert validation_archs(space, 12, seed=4, named=[named]) == archs
+    assert validation_archs(space, 12, seed=5, named=[named]) != archs
+    with pytest.raises(ArchitectureError):
+        validation_archs(space, 1, named=["k3_e1"])
+
+
+def test_validate_lut_reports_held_out_figures_and_writes_the_calibration(tmp_path: Path) -> None:
+    from searcher.lut import calibrated_latency
+
+    space = load_space("fbnet", resolution=32)
+    archs = validation_archs(space, 14, seed=2)
+    table = _lut_for(space, archs)
+    # Whole networks take 1.08 x the LUT sum + 150 µs: the raw sum under-predicts, a linear fit is exact.
+    latencies = {network_target(space, a).label: 1.08 * table.network_latency(a) + 150.0 for a in archs}
+    cache = _Cache()
+    result = validate_lut(table, _Runtime(latencies=latencies), CFG, n=14, seed=2, cache=cache)
+    assert sorted(cache.asked) == sorted(network_target(space, a).label for a in archs)
+    report = result.report
+    assert [r.arch for r in report.rows] == archs
+    assert report.raw.mean_error_pct < -5 and report.raw.within_5 == 0.0
+    assert report.calibrated is not None and report.calibrated.within_5 == 1.0
+    assert report.calibration is not None
+    assert report.calibration.slope == pytest.approx(1.08) and report.calibration.intercept_us == pytest.approx(150.0)
+    held = {report.rows[i].arch for i in report.held_out_indices}
+    assert held and held.isdisjoint(report.calibration.fitted_on) and report.calibrated.n == len(held)
+    doc = json.loads(json.dumps(result.to_dict()))
+    assert doc["plan"] == {"seed": 2, "n": 14, "named": []} and len(doc["networks"]) == 14
+
+    path = tmp_path / "lut.json"
+    write_calibration(table, result, path)
+    saved = LatencyTable.load(path)
+    cal = saved.provenance["calibration"]
+    assert cal["kind"] == "linear" and set(cal["held_out"]) == held and set(cal["fitted_on"]).isdisjoint(held)
+    assert saved.provenance["accuracy"]["calibrated"]["within_5"] == 1.0
+    arch = archs[0]
+    expected = latencies[network_target(space, arch).label]
+    assert calibrated_latency(saved, space, arch) == pytest.approx(expected)
+
+
+def test_validate_lut_refuses_gaps_and_another_runtime_before_measuring() -> None:
+    space = load_space("fbnet", resolution=32)
+    archs = validation_archs(space, 3, seed=0)
+    table = _lut_for(space, archs[:2])
+    cache = _Cache()
+    with pytest.raises(MissingEntries):
+        validate_lut(table, _Runtime(), CFG, n=3, seed=0, cache=cache)
+    with pytest.raises(RuntimeMismatch, match="threads"):
+        validate_lut(_lut_for(space, archs), _Runtime(threads=2), CFG, n=3, seed=0, cache=cache)
+    assert cache.asked == []
+    # A LUT measured with cold caches validates with the same runtime run warm.
+    cold_lut = _lut_for(space, archs)
+    cold_lut.provenance["runtime"] = ColdCacheRuntime(_Runtime(), flush_bytes=1 << 16, llc_bytes=1).settings()
+    result = validate_lut(cold_lut, _Runtime(), CFG, n=3, seed=0, cache=cache, calibration=None)
+    assert result.lut_cache_mode == "cold" and result.report.calibration is None
+
+
+# -- a real small validation: 32x32, onnxruntime, end to end ----------------------------------------
+
+QUICK = ProtocolConfig(warmup_runs=3, warmup_s=0.05, entry_warmup_s=0.0, slice_s=0.01, time_cap_s=0.3)
+LOOSE = ["--precision", "0.03", "--time-cap", "0.4", "--slice", "0.01", "--warmup-time", "0.05", "--warmup-runs", "3"]
+
+
+@pytest.mark.slow
+def test_real_validation_at_32_on_onnxruntime_end_to_end(tmp_path: Path) -> None:
+    space = load_space("fbnet", resolution=32)
+    named = ",".join(["k3_e1"] * len(space.layers))
+    archs = validation_archs(space, 4, seed=7, named=[named])
+    needed = list(dict.fromkeys(e for a in archs for e in space.entries_of(a)))
+    lut = tmp_path / "lut.json"
+    profile_space(space, make_runtime("ort", threads=1), lut, QUICK, entries=needed)
+    plot = tmp_path / "acc.png"
+    args = ["validate", "--lut", str(lut), "--runtime", "ort", "--n", "4", "--seed", "7", "--arch", named]
+    result = CliRunner().invoke(app, [*args, "--json", "--plot", str(plot), "--write-calibration", *LOOSE])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    rep = doc["report"]
+    assert rep["networks"] == 5 and [r["arch"] for r in rep["rows"]] == archs
+    for row in rep["rows"]:
+        assert row["measured_us"] > 0 and 0.3 < row["raw_us"] / row["measured_us"] < 3.0
+        assert row["raw_error_pct"] == pytest.approx(100 * (row["raw_us"] / row["measured_us"] - 1))
+    assert rep["raw"]["n"] == 5 and rep["overhead"] is not None
+    assert rep["calibration"] is not None and rep["calibrated"]["n"] == rep["held_out"] == 3
+    held = {rep["rows"][i]["arch"] for i in rep["split"]["held_out"]}
+    assert held.isdisjoint(rep["calibration"]["fitted_on"])
+    assert doc["runtime"]["runtime"] == "ort" and doc["lut_cache_mode"] == "warm"
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    saved = LatencyTable.load(lut)
+    assert saved.provenance["calibration"]["slope"] == rep["calibration"]["slope"]
+    assert saved.entries == LatencyTable.load(lut).entries and saved.complete is False
+
+    text = CliRunner().invoke(app, [*args, "--calibration", "scale", *LOOSE])  # artifacts now cached
+    assert text.exit_code == 0, text.output
+    assert "raw LUT sum" in text.stdout and "calibrated, held-out" in text.stdout and "scale" in text.stdout
