@@ -37,44 +37,38 @@ def _run(root: Path, resolution: int, workers: int | None) -> dict[str, float]:
 
 
 def _breakdown_child(n: int, resolution: int) -> None:
-    """Per-call time of each export step for ``n`` block entries, serially (run in a fresh process)."""
+    """Where one export's time goes, serially in a fresh process: per-call cost alone vs grouped.
+
+    Exports ``n`` block entries one call each, then the same ``n`` in one
+    grouped call (split per entry), for both formats, and prints the seconds
+    per entry of each.
+    """
     started = time.perf_counter()
     import litert_torch  # noqa: F401
     import onnxscript  # noqa: F401
     import torch  # noqa: F401
 
     import profiler.export as ex
-    from searchspace.modules import build_entry, example_input
 
     print(f"  import torch + onnxscript + litert_torch: {time.perf_counter() - started:.2f} s")
     blocks = fbnet_space(resolution).block_entries()
-    entries = blocks[:: max(1, len(blocks) // n)][:n]
-    steps: dict[str, list[float]] = {
-        "build + randomise": [],
-        "onnx (optimize=False)": [],
-        "onnx (optimize=True)": [],
-        "tflite convert": [],
-    }
-
-    def timed(label: str, fn, *args) -> object:
-        t = time.perf_counter()
-        out = fn(*args)
-        steps[label].append(time.perf_counter() - t)
-        return out
-
+    targets = [entry_target(e) for e in blocks[:: max(1, len(blocks) // n)][:n]]
     with tempfile.TemporaryDirectory() as tmp:
-        for entry in entries:
-            module = timed("build + randomise", build_entry, entry)
-            x = example_input(entry)
-            for optimize in (False, True):
-                ex.ONNX_OPTIMIZE = optimize
-                timed(f"onnx (optimize={optimize})", ex._export_onnx, module, x, Path(tmp) / "m.onnx")
-            timed("tflite convert", ex._export_tflite, module, x, Path(tmp) / "m.tflite")
-    for label, times in steps.items():
-        print(
-            f"  {label:24s} median {statistics.median(times):.2f} s per entry "
-            f"(n={len(times)}, first call {times[0]:.2f} s)"
-        )
+        ex.ArtifactCache(Path(tmp) / "warm-up").build_group(targets[:1], "onnx")  # first-call costs
+        ex.ArtifactCache(Path(tmp) / "warm-up").build_group(targets[:1], "tflite")
+        for fmt in ("onnx", "tflite"):
+            alone: list[float] = []
+            for target in targets:
+                t = time.perf_counter()
+                ex.ArtifactCache(Path(tmp) / f"alone-{fmt}").build_group([target], fmt)
+                alone.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            ex.ArtifactCache(Path(tmp) / f"group-{fmt}").build_group(targets, fmt)
+            grouped = (time.perf_counter() - t) / len(targets)
+            print(
+                f"  {fmt:6s} one call per entry: median {statistics.median(alone):.2f} s per entry; "
+                f"one call for all {len(targets)}: {grouped:.2f} s per entry"
+            )
 
 
 def main() -> None:
@@ -82,7 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--resolution", type=int, default=224)
     parser.add_argument("--workers", type=int, default=None, help="export processes (default: one per CPU)")
-    parser.add_argument("--breakdown", type=int, default=0, help="also time each step for N entries")
+    parser.add_argument("--breakdown", type=int, default=0, help="also compare lone and grouped exports of N entries")
     parser.add_argument("--breakdown-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.breakdown_child:
@@ -99,7 +93,7 @@ def main() -> None:
         warms = [_run(Path(tmp), args.resolution, args.workers)["seconds"] for _ in range(3)]
         print(f"warm: median {statistics.median(warms):.2f} s of 3 runs ({', '.join(f'{w:.2f}' for w in warms)})")
     if args.breakdown:
-        print(f"breakdown over {args.breakdown} block entries (serial, a fresh process):", flush=True)
+        print(f"breakdown over {args.breakdown} block entries (serial, in a fresh process):", flush=True)
         cmd = [sys.executable, __file__, "--breakdown-child", "--breakdown", str(args.breakdown)]
         subprocess.run([*cmd, "--resolution", str(args.resolution)], check=True)
 

@@ -19,6 +19,8 @@ from rich.console import Console
 
 from searchspace import ArchitectureError, LatencyTable, LutFileError, MissingEntries, SpecError, load_space
 
+from .options import MinPassesOpt, PrecisionOpt, SliceOpt, TimeCapOpt, WarmupRunsOpt, WarmupTimeOpt
+
 __all__ = ["measure_arch"]
 
 RUNTIMES = ("ort", "tflite")
@@ -36,14 +38,12 @@ def measure_arch(
         Path | None, typer.Option("--lut", exists=True, dir_okay=False, help="An hwlut LUT file to compare with.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON object.")] = False,
-    precision: Annotated[
-        float, typer.Option(min=1e-6, help="Stop when the median's 95% CI is within ± this share.")
-    ] = 0.01,
-    time_cap: Annotated[float, typer.Option(min=1e-3, help="Measuring time cap, seconds.")] = 3.0,
-    slice_s: Annotated[float, typer.Option("--slice", min=0.0, help="Timed seconds per pass.")] = 0.05,
-    min_passes: Annotated[int, typer.Option(min=1, help="Passes before the CI rule may stop.")] = 3,
-    warmup_runs: Annotated[int, typer.Option(min=0, help="Warm-up runs.")] = 10,
-    warmup_time: Annotated[float, typer.Option(min=0.0, help="Warm-up seconds.")] = 0.5,
+    precision: PrecisionOpt = 0.01,
+    time_cap: TimeCapOpt = 3.0,
+    slice_s: SliceOpt = 0.05,
+    min_passes: MinPassesOpt = 3,
+    warmup_runs: WarmupRunsOpt = 10,
+    warmup_time: WarmupTimeOpt = 0.5,
     xnnpack: Annotated[bool, typer.Option(help="tflite: XNNPACK delegate.")] = True,
     optimization: Annotated[str, typer.Option(help="ort: graph optimisation level.")] = "all",
 ) -> None:

@@ -28,6 +28,8 @@ from rich.progress import (
 
 from searchspace import SpecError, load_space
 
+from .options import MinPassesOpt, PrecisionOpt, SliceOpt, TimeCapOpt, WarmupRunsOpt, WarmupTimeOpt
+
 __all__ = ["profile", "runtime_from_options"]
 
 RUNTIME_NAMES = ("ort", "tflite", "adb")
@@ -129,14 +131,12 @@ def profile(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="LUT file (default: lut-SPACE-RES-RT-NT.json).")
     ] = None,
-    precision: Annotated[
-        float, typer.Option(min=1e-6, help="Stop an entry when its median's 95% CI is within ± this share.")
-    ] = 0.01,
-    time_cap: Annotated[float, typer.Option(min=1e-3, help="Measuring time cap per entry, seconds.")] = 3.0,
-    slice_s: Annotated[float, typer.Option("--slice", min=0.0, help="Timed seconds per entry and pass.")] = 0.05,
-    min_passes: Annotated[int, typer.Option(min=1, help="Passes before the CI rule may stop an entry.")] = 3,
-    warmup_runs: Annotated[int, typer.Option(min=0, help="Warm-up runs (sentinel and each entry).")] = 10,
-    warmup_time: Annotated[float, typer.Option(min=0.0, help="Warm-up seconds of the sentinel per batch.")] = 0.5,
+    precision: PrecisionOpt = 0.01,
+    time_cap: TimeCapOpt = 3.0,
+    slice_s: SliceOpt = 0.05,
+    min_passes: MinPassesOpt = 3,
+    warmup_runs: WarmupRunsOpt = 10,
+    warmup_time: WarmupTimeOpt = 0.5,
     sentinel_threshold: Annotated[float, typer.Option(min=1e-4, help="Sentinel drift that redoes a pass.")] = 0.05,
     batch_size: Annotated[int, typer.Option(min=0, help="Entries per interleaved batch (0: all).")] = 0,
     limit: Annotated[int, typer.Option(min=0, help="Only the first N entries of the space (0: all).")] = 0,
