@@ -19,7 +19,15 @@ from rich.console import Console
 
 from searchspace import ArchitectureError, LatencyTable, LutFileError, MissingEntries, SpecError, load_space
 
-from .options import MinPassesOpt, PrecisionOpt, SliceOpt, TimeCapOpt, WarmupRunsOpt, WarmupTimeOpt
+from .options import (
+    MinPassesOpt,
+    PrecisionOpt,
+    SliceOpt,
+    TimeCapOpt,
+    WarmupRunsOpt,
+    WarmupTimeOpt,
+    protocol_config,
+)
 
 __all__ = ["measure_arch"]
 
@@ -49,7 +57,6 @@ def measure_arch(
 ) -> None:
     """Measure one whole network end to end; with --lut, compare it with the LUT's sum."""
     from profiler.network import LutSpaceMismatch, lut_prediction, measure_network
-    from profiler.protocol import ProtocolConfig
     from profiler.runtimes import RuntimeUnavailable
 
     from .profile import runtime_from_options
@@ -92,13 +99,13 @@ def measure_arch(
     if table is not None:
         _warn_settings(err, table.provenance.get("runtime") or {}, runtime, threads)
     rt = runtime_from_options(runtime, threads, xnnpack=xnnpack, optimization=optimization)
-    cfg = ProtocolConfig(
-        warmup_runs=warmup_runs,
-        warmup_s=warmup_time,
-        target_rel_ci=precision,
-        time_cap_s=time_cap,
+    cfg = protocol_config(
+        precision=precision,
+        time_cap=time_cap,
         slice_s=slice_s,
         min_passes=min_passes,
+        warmup_runs=warmup_runs,
+        warmup_time=warmup_time,
     )
     try:
         with err.status(f"exporting and measuring {spec.name}-{spec.resolution} on {runtime}"):

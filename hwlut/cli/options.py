@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-__all__ = ["MinPassesOpt", "PrecisionOpt", "SliceOpt", "TimeCapOpt", "WarmupRunsOpt", "WarmupTimeOpt"]
+if TYPE_CHECKING:
+    from profiler.protocol import ProtocolConfig
+
+__all__ = [
+    "MinPassesOpt",
+    "PrecisionOpt",
+    "SliceOpt",
+    "TimeCapOpt",
+    "WarmupRunsOpt",
+    "WarmupTimeOpt",
+    "protocol_config",
+]
 
 PrecisionOpt = Annotated[
     float, typer.Option(min=1e-6, help="Stop measuring a model when its median's 95% CI is within ± this share.")
@@ -16,3 +27,27 @@ SliceOpt = Annotated[float, typer.Option("--slice", min=0.0, help="Timed seconds
 MinPassesOpt = Annotated[int, typer.Option(min=1, help="Passes before the CI rule may stop a model.")]
 WarmupRunsOpt = Annotated[int, typer.Option(min=0, help="Warm-up runs (the sentinel's and each model's).")]
 WarmupTimeOpt = Annotated[float, typer.Option(min=0.0, help="Warm-up seconds of the sentinel per batch.")]
+
+
+def protocol_config(
+    *,
+    precision: float,
+    time_cap: float,
+    slice_s: float,
+    min_passes: int,
+    warmup_runs: int,
+    warmup_time: float,
+    **extra: Any,
+) -> ProtocolConfig:
+    """The :class:`ProtocolConfig` these options describe (``extra``: further fields as they are)."""
+    from profiler.protocol import ProtocolConfig
+
+    return ProtocolConfig(
+        warmup_runs=warmup_runs,
+        warmup_s=warmup_time,
+        target_rel_ci=precision,
+        time_cap_s=time_cap,
+        slice_s=slice_s,
+        min_passes=min_passes,
+        **extra,
+    )

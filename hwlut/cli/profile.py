@@ -28,7 +28,15 @@ from rich.progress import (
 
 from searchspace import SpecError, load_space
 
-from .options import MinPassesOpt, PrecisionOpt, SliceOpt, TimeCapOpt, WarmupRunsOpt, WarmupTimeOpt
+from .options import (
+    MinPassesOpt,
+    PrecisionOpt,
+    SliceOpt,
+    TimeCapOpt,
+    WarmupRunsOpt,
+    WarmupTimeOpt,
+    protocol_config,
+)
 
 __all__ = ["profile", "runtime_from_options"]
 
@@ -157,7 +165,6 @@ def profile(
 ) -> None:
     """Profile every distinct entry of a space on this machine (or a phone) into a LUT file."""
     from profiler.local import LutMismatch, profile_space
-    from profiler.protocol import ProtocolConfig
     from profiler.runtimes import RuntimeUnavailable
 
     console = Console(stderr=True)
@@ -179,13 +186,13 @@ def profile(
     )
     suffix = "" if cache_mode == "warm" else f"-{cache_mode}"
     out = out or Path(f"lut-{spec.name}-{spec.resolution}-{runtime}-{threads}t{suffix}.json")
-    cfg = ProtocolConfig(
-        warmup_runs=warmup_runs,
-        warmup_s=warmup_time,
-        target_rel_ci=precision,
-        time_cap_s=time_cap,
+    cfg = protocol_config(
+        precision=precision,
+        time_cap=time_cap,
         slice_s=slice_s,
         min_passes=min_passes,
+        warmup_runs=warmup_runs,
+        warmup_time=warmup_time,
         sentinel_threshold=sentinel_threshold,
     )
     entries = spec.distinct_entries()
