@@ -306,6 +306,11 @@ class HwlutClient:
         """The whole LUT as a :class:`searchspace.LatencyTable` (µs)."""
         return LatencyTable.from_dict(self._json("GET", f"/v1/devices/{device}/luts/{lut}"))
 
+    def lut_and_id(self, device: str, lut: str | int = "latest") -> tuple[int, LatencyTable]:
+        """The whole LUT and its job id (what ``latest`` named when it was read)."""
+        response = self._request("GET", f"/v1/devices/{device}/luts/{lut}")
+        return int(response.headers["X-Hwlut-Lut"]), LatencyTable.from_dict(response.json())
+
     def entry(self, device: str, key: str, *, lut: str | int = "latest") -> dict[str, Any]:
         """One entry by key in any rendering: ``{"latency_us", "stats", ...}``."""
         return self._json("GET", f"/v1/devices/{device}/luts/{lut}/entries/{key}")
@@ -317,9 +322,17 @@ class HwlutClient:
     def architecture_latency(
         self, device: str, arch: str | Sequence[str], *, lut: str | int = "latest"
     ) -> dict[str, Any]:
-        """An architecture's LUT sum (``total_us``), per layer, and ``missing`` entries."""
+        """An architecture's LUT sum (``total_us``), per layer, ``missing`` entries; ``calibrated_us``, ``accuracy``."""
         body = {"arch": arch if isinstance(arch, str) else list(arch)}
         return self._json("POST", f"/v1/devices/{device}/luts/{lut}/latency", json=body)
+
+    def upload_accuracy(self, device: str, report: Mapping[str, Any], *, lut: str | int = "latest") -> dict[str, Any]:
+        """Store a LUT's validation (:meth:`profiler.validate.ValidationResult.to_dict`); returns it as stored."""
+        return self._json("PUT", f"/v1/devices/{device}/luts/{lut}/accuracy", json=dict(report))
+
+    def accuracy(self, device: str, *, lut: str | int = "latest") -> dict[str, Any]:
+        """A LUT's stored validation: ``report`` (rows, figures, calibration), ``plan``, ``networks``."""
+        return self._json("GET", f"/v1/devices/{device}/luts/{lut}/accuracy")
 
     def compare(self, a: str, b: str, *, a_lut: str | int = "latest", b_lut: str | int = "latest") -> dict[str, Any]:
         """Two devices' LUTs entry by entry (``ratio = b / a``)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import math
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,7 +23,18 @@ from sqlalchemy.orm import Session
 from searchspace import ArchitectureError, Entry, EntryKeyError, SpaceSpec, parse_key
 
 from .formats import FormatError, Table, TableRow, check_latency
-from .models import Device, DeviceToken, Job, JobStatus, LutEntry, Space, WorkItem, WorkStatus, utcnow
+from .models import (
+    Device,
+    DeviceToken,
+    Job,
+    JobStatus,
+    LutEntry,
+    NetworkMeasurement,
+    Space,
+    WorkItem,
+    WorkStatus,
+    utcnow,
+)
 
 __all__ = [
     "Conflict",
@@ -31,6 +43,7 @@ __all__ = [
     "LutSnapshot",
     "NotFound",
     "StoreError",
+    "accuracy_summary",
     "architecture_latency",
     "claim_items",
     "compare_luts",
@@ -38,6 +51,7 @@ __all__ = [
     "create_job",
     "delete_device",
     "device_by_token",
+    "get_accuracy",
     "get_device",
     "get_job",
     "get_or_create_space",
@@ -52,6 +66,7 @@ __all__ = [
     "release_items",
     "report_failure",
     "resolve_lut",
+    "set_accuracy",
     "snapshot_table",
     "upload_results",
 ]
@@ -558,6 +573,7 @@ class LutSnapshot:
     provenance: dict[str, Any]
     overhead_us: float | None
     rows: list[TableRow]
+    accuracy: dict[str, Any] | None = None
     by_key: dict[str, TableRow] = field(default_factory=dict)
     by_entry: dict[str, TableRow] = field(default_factory=dict)
 
@@ -605,13 +621,39 @@ def lut_snapshot(*, session: Session, job: Job) -> LutSnapshot:
         provenance=dict(job.provenance),
         overhead_us=job.overhead_us,
         rows=rows,
+        accuracy=job.accuracy,
     )
+
+
+def _accuracy_provenance(accuracy: Mapping[str, Any] | None) -> dict[str, Any]:
+    """An uploaded validation as a LUT file carries it (``provenance.accuracy`` and ``.calibration``).
+
+    The records :func:`profiler.validate.write_calibration` writes; empty without an upload.
+    """
+    if not accuracy:
+        return {}
+    report = accuracy.get("report") or {}
+    summary = {k: report.get(k) for k in ("networks", "raw", "raw_held_out", "overhead", "calibrated", "calibration")}
+    out: dict[str, Any] = {
+        "accuracy": {
+            **summary,
+            "held_out": report.get("held_out"),
+            "plan": accuracy.get("plan") or {},
+            "measured_at": accuracy.get("finished_at"),
+        },
+    }
+    if isinstance(report.get("calibration"), dict):
+        out["calibration"] = {**report["calibration"], "fitted_at": accuracy.get("finished_at")}
+    return out
 
 
 def snapshot_table(snapshot: LutSnapshot) -> Table:
     """A snapshot as a :class:`Table`, ready for :func:`lut_store.formats.write_table`."""
     provenance = dict(snapshot.provenance)
     device = provenance.pop("device", None) or {"name": snapshot.device}
+    if snapshot.accuracy:  # an uploaded validation replaces the file's own (a calibration without evidence goes)
+        provenance.pop("calibration", None)
+        provenance.update(_accuracy_provenance(snapshot.accuracy))
     return Table(
         snapshot.source_format or "hwlut",
         list(snapshot.rows),
@@ -621,6 +663,67 @@ def snapshot_table(snapshot: LutSnapshot) -> Table:
         overhead_us=snapshot.overhead_us,
         complete=snapshot.complete,
     )
+
+
+def set_accuracy(*, session: Session, job: Job, document: Mapping[str, Any]) -> dict[str, Any]:
+    """Store a LUT's validation (replacing any earlier one); returns it as :func:`get_accuracy` will.
+
+    ``document`` is :meth:`profiler.validate.ValidationResult.to_dict`'s shape:
+    ``report.rows`` (one per network) and ``networks`` (their measurements)
+    become :class:`NetworkMeasurement` rows; the rest is ``jobs.accuracy``.
+    """
+    doc = json.loads(json.dumps(dict(document)))
+    report = dict(doc.get("report") or {})
+    rows = list(report.pop("rows", []))
+    networks = {n.get("arch"): n for n in doc.pop("networks", []) or [] if isinstance(n, dict)}
+    session.execute(delete(NetworkMeasurement).where(NetworkMeasurement.job_id == job.id))
+    for index, row in enumerate(rows):
+        network = networks.get(row["arch"])
+        session.add(
+            NetworkMeasurement(
+                job_id=job.id,
+                arch=row["arch"],
+                latency_us=float(row["measured_us"]),
+                predicted_us=float(row["raw_us"]),
+                stats={"index": index, "row": row, "network": network},
+            )
+        )
+    job.accuracy = {**doc, "report": report, "uploaded_at": utcnow().isoformat()}
+    session.flush()
+    return get_accuracy(session=session, job=job)
+
+
+def get_accuracy(*, session: Session, job: Job) -> dict[str, Any]:
+    """A LUT's stored validation (``report.rows`` and ``networks`` rebuilt from its network rows).
+
+    Raises :class:`NotFound` when none was uploaded.
+    """
+    if job.accuracy is None:
+        raise NotFound(
+            "lut", f"LUT {job.id} of {job.device.name!r} has no accuracy report yet (run hwlut validate --server)"
+        )
+    measured = session.scalars(
+        select(NetworkMeasurement).where(NetworkMeasurement.job_id == job.id).order_by(NetworkMeasurement.id)
+    ).all()
+    rows = [
+        m.stats.get("row") or {"arch": m.arch, "measured_us": m.latency_us, "raw_us": m.predicted_us} for m in measured
+    ]
+    networks = [m.stats["network"] for m in measured if isinstance(m.stats.get("network"), dict)]
+    doc = dict(job.accuracy)
+    return {**doc, "lut": job.id, "report": {**doc.get("report", {}), "rows": rows}, "networks": networks}
+
+
+def accuracy_summary(snapshot: LutSnapshot) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The LUT's (figures summary, calibration): from an uploaded validation, else from its file's provenance."""
+    keys = ("networks", "raw", "raw_held_out", "overhead", "calibrated", "held_out")
+    if snapshot.accuracy is not None:
+        report = snapshot.accuracy.get("report") or {}
+        summary = {k: report.get(k) for k in keys}
+        return summary, report.get("calibration")
+    prov = snapshot.provenance
+    acc = prov.get("accuracy") if isinstance(prov.get("accuracy"), dict) else None
+    cal = prov.get("calibration") if isinstance(prov.get("calibration"), dict) else None
+    return (None if acc is None else {k: acc.get(k) for k in keys}), cal
 
 
 def architecture_latency(snapshot: LutSnapshot, arch: str) -> dict[str, Any]:

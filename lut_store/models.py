@@ -154,6 +154,9 @@ class Job(Base):
     source_format: Mapped[str | None] = mapped_column(String(32))
     provenance: Mapped[dict[str, Any]] = mapped_column(default=dict)
     overhead_us: Mapped[float | None] = mapped_column(Float)
+    #: The LUT's accuracy against whole networks (an uploaded validation, without its per-network rows,
+    #: which are :class:`NetworkMeasurement` rows); None until one is uploaded.
+    accuracy: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column()
 

@@ -107,7 +107,9 @@ def lut_summary(table: LatencyTable) -> dict[str, Any]:
     ``..._max``, ``stop_reasons`` (reason -> count), ``passes``,
     ``passes_redone``, ``passes_flagged``, ``sentinel_max_abs_drift``,
     ``sessions``, ``wall_s``, ``inference_s`` and ``inference_share`` (None
-    where the file does not say).
+    where the file does not say), ``accuracy`` and ``calibration`` (the
+    ``provenance.accuracy`` figures and ``provenance.calibration`` record that
+    ``hwlut validate --write-calibration`` stores; None when absent).
     """
     prov = table.provenance or {}
     space = table.space
@@ -154,4 +156,6 @@ def lut_summary(table: LatencyTable) -> dict[str, Any]:
         "wall_s": wall,
         "inference_s": inference_s,
         "inference_share": share,
+        "accuracy": prov.get("accuracy") if isinstance(prov.get("accuracy"), dict) else None,
+        "calibration": prov.get("calibration") if isinstance(prov.get("calibration"), dict) else None,
     }

@@ -3,15 +3,16 @@
 :class:`LutCache` keeps three things, so that a query for a complete LUT
 needs no database round trip:
 
-- **snapshots** of complete LUTs (:class:`CachedLut`), keyed by job id and
-  completion time, least recently used dropped beyond ``size``; each keeps
-  its entries' JSON answers and its whole-table documents rendered once;
+- **snapshots** of complete LUTs (:class:`CachedLut`), keyed by job id,
+  completion time and the time of the LUT's accuracy upload (if any), least
+  recently used dropped beyond ``size``; each keeps its entries' JSON answers
+  and its whole-table documents rendered once;
 - **references**: which LUT ``(device, "latest" | job id)`` names, resolved
   once per *generation*;
 - **device tokens** found valid (by digest), for reads behind a read token.
 
 The generation ends (:meth:`LutCache.invalidate`) when a write through this
-process completes a job, imports a LUT or deletes a device. What another
+process completes a job, imports a LUT, stores a LUT's accuracy or deletes a device. What another
 process writes (another worker, ``hwlut lut import``) is seen within
 ``ttl_s``, after which a reference is resolved again. An incomplete LUT is
 never cached: it is read afresh on every query.
@@ -95,7 +96,7 @@ class LutCache:
         self.ttl_s = ttl_s
         self.generation = 0
         self.clock = clock
-        self._luts: OrderedDict[tuple[int, datetime | None], CachedLut] = OrderedDict()
+        self._luts: OrderedDict[tuple[int, datetime | None, str | None], CachedLut] = OrderedDict()
         self._refs: dict[tuple[str, str], list] = {}  # [expires, lut, being read again]
         self._tokens: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -141,7 +142,10 @@ class LutCache:
                 if job.status != JobStatus.COMPLETE:
                     self._refs.pop((device, ref), None)
                     return CachedLut(lut_snapshot(session=session, job=job))
-                key = (job.id, job.completed_at)  # ids may be reused after a delete; completion times are not
+                # ids may be reused after a delete; completion times are not. An uploaded accuracy report
+                # (the one thing of a complete LUT that changes) makes a new snapshot.
+                uploaded = (job.accuracy or {}).get("uploaded_at")
+                key = (job.id, job.completed_at, uploaded)
                 with self._lock:
                     cached = self._luts.get(key)
                 if cached is None:

@@ -123,3 +123,53 @@ def test_show_refuses_a_file_that_is_not_an_hwlut_lut(tmp_path: Path) -> None:
     result = _show(str(path))
     assert result.exit_code == 2
     assert "not an hwlut LUT" in result.output
+
+
+def _validated_lut(tmp_path: Path) -> tuple[Path, dict, dict]:
+    """A hand-made LUT that a (constructed) validation has written its figures and calibration into."""
+    from profiler.accuracy import NetworkRow, accuracy_report
+    from profiler.validate import ValidationResult, write_calibration
+
+    space = load_space("fbnet", resolution=32)
+    table = LatencyTable(space=space, entries={e.key: {"median": 50.0} for e in space.distinct_entries()})
+    rows = [NetworkRow(f"net{i}", measured_us=1.1 * (1000.0 + 100 * i) + 50.0, raw_us=1000.0 + 100 * i, entries=25)
+            for i in range(8)]  # fmt: skip
+    report = accuracy_report(rows, kind="linear", split_seed=3)
+    result = ValidationResult(report, (), seed=3, n=8, named=(), lut_cache_mode="warm", runtime={"runtime": "ort"})
+    path = tmp_path / "validated.json"
+    write_calibration(table, result, path)
+    prov = LatencyTable.load(path).provenance
+    return path, prov["accuracy"], prov["calibration"]
+
+
+def test_show_prints_the_accuracy_figures_and_calibration_a_validation_stored(tmp_path: Path) -> None:
+    path, accuracy, calibration = _validated_lut(tmp_path)
+    assert calibration["slope"] == pytest.approx(1.1) and calibration["intercept_us"] == pytest.approx(50.0)
+
+    doc = json.loads(_show(str(path), "--json").stdout)
+    assert doc["accuracy"] == accuracy == doc["summary"]["accuracy"]
+    assert doc["calibration"] == calibration == doc["summary"]["calibration"]
+    assert doc["accuracy"]["raw"]["n"] == 8 and doc["accuracy"]["calibrated"]["within_5"] == 1.0
+
+    result = _show(str(path))
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "accuracy  8 validation networks, seed 3" in out
+    raw = accuracy["raw"]
+    assert f"raw LUT sum            n={raw['n']:<3} ±5% {raw['within_5']:6.1%}" in out
+    assert f"MAPE {raw['mape']:5.2f}%" in out and "calibrated, held-out" in out
+    held = len(calibration["held_out"])
+    assert (
+        f"calibration linear: 1.1000 x sum +50.0 µs, fitted on {len(calibration['fitted_on'])} networks, "
+        f"reported on {held} others" in out
+    )
+
+
+def test_show_without_a_validation_prints_no_accuracy(tmp_path: Path) -> None:
+    space = load_space("fbnet", resolution=32)
+    path = tmp_path / "plain.json"
+    LatencyTable(space=space, entries={e.key: {"median": 50.0} for e in space.distinct_entries()}).save(path)
+    doc = json.loads(_show(str(path), "--json").stdout)
+    assert doc["accuracy"] is None and doc["calibration"] is None
+    out = _show(str(path)).stdout
+    assert "accuracy" not in out and "calibration" not in out

@@ -411,3 +411,174 @@ def test_openapi_describes_every_route(client: TestClient) -> None:
         assert op.get("summary") and op.get("description"), (path, method)
         if path != "/v1/health":
             assert "422" in op["responses"], (path, method)
+
+
+# -- a LUT's accuracy: stored, served, and used by the latency route ---------------------------------
+def _accuracy_doc(archs: list[str], raw: list[float], slope: float = 1.1, intercept: float = 50.0) -> dict[str, Any]:
+    """A validation (as ValidationResult.to_dict writes it) where each network takes ``slope * raw + intercept``."""
+    from profiler.accuracy import NetworkRow, accuracy_report
+
+    rows = [NetworkRow(a, slope * r + intercept, r, 26) for a, r in zip(archs, raw, strict=True)]
+    report = accuracy_report(rows, overhead_us=1.0, split_seed=1, meta={"space": "fbnet", "resolution": 32})
+    return {
+        "plan": {"seed": 1, "n": len(archs), "named": []},
+        "lut_cache_mode": "warm",
+        "runtime": {"runtime": "ort", "threads": 1},
+        "finished_at": "2026-11-28T00:00:00+00:00",
+        "report": report.to_dict(),
+        "networks": [
+            {"arch": a, "artifact": f"net{i}", "stats": {"median": 1.0}, "sentinel": None} for i, a in enumerate(archs)
+        ],
+    }
+
+
+def _archs(n: int) -> list[str]:
+    import random
+
+    space = fbnet_space(32)
+    rng = random.Random(7)
+    return list(dict.fromkeys(space.sample(rng).encode() for _ in range(n * 3)))[:n]
+
+
+def full_fingerprint(store: Store) -> str:
+    with store.transaction() as session:
+        rows = session.execute(text("SELECT * FROM network_measurements ORDER BY id")).all()
+    return db_fingerprint(store) + hashlib.sha256(repr([tuple(map(str, r)) for r in rows]).encode()).hexdigest()
+
+
+def test_accuracy_is_stored_served_and_calibrates_the_latency_route(client: TestClient) -> None:
+    token = add_device(client, "acc")
+    other = add_device(client, "other")
+    job_id = run_job(client, "acc", token)
+    lut = LatencyTable.from_dict(client.get("/v1/devices/acc/luts/latest").json())
+    r = client.get("/v1/devices/acc/luts/latest/accuracy")
+    assert r.status_code == 404 and "no accuracy report" in r.json()["detail"][0]["msg"]
+    before = client.post("/v1/devices/acc/luts/latest/latency", json={"arch": ARCH}).json()
+    assert before["calibrated_us"] is None and before["accuracy"] is None and before["calibration"] is None
+
+    archs = _archs(10)
+    doc = _accuracy_doc(archs, [lut.network_latency(a) for a in archs])
+    assert client.put("/v1/devices/acc/luts/latest/accuracy", json=doc).status_code == 401
+    r = client.put("/v1/devices/acc/luts/latest/accuracy", json=doc, headers=bearer(other))
+    assert r.status_code == 403
+    r = client.put(f"/v1/devices/acc/luts/{job_id}/accuracy", json=doc, headers=bearer(token))
+    assert r.status_code == 200, r.text
+    got = client.get("/v1/devices/acc/luts/latest/accuracy").json()
+    assert got["lut"] == job_id and got["uploaded_at"] and got["plan"] == doc["plan"]
+    assert json.loads(json.dumps(got["report"]["rows"])) == doc["report"]["rows"]
+    assert got["report"]["calibrated"] == doc["report"]["calibrated"] and got["networks"] == doc["networks"]
+    assert {k: got["report"][k] for k in doc["report"]} == doc["report"]
+
+    after = client.post("/v1/devices/acc/luts/latest/latency", json={"arch": ARCH}).json()
+    cal = doc["report"]["calibration"]
+    assert cal["slope"] == pytest.approx(1.1) and after["total_us"] == before["total_us"]
+    assert after["calibrated_us"] == pytest.approx(cal["slope"] * after["total_us"] + cal["intercept_us"])
+    assert after["calibration"] == cal
+    assert after["accuracy"]["calibrated"] == doc["report"]["calibrated"] and after["accuracy"]["networks"] == 10
+    # The LUT file the server hands out carries the calibration, as `hwlut validate --write-calibration` writes it.
+    served = LatencyTable.from_dict(client.get("/v1/devices/acc/luts/latest").json())
+    assert served.provenance["calibration"]["slope"] == cal["slope"]
+    assert served.provenance["accuracy"]["calibrated"] == doc["report"]["calibrated"]
+    assert served.provenance["accuracy"]["plan"] == doc["plan"]
+
+    # A second upload (the admin may write any device) replaces the first, rows included.
+    fewer = _accuracy_doc(archs[:4], [lut.network_latency(a) for a in archs[:4]], slope=1.0, intercept=0.0)
+    r = client.put("/v1/devices/acc/luts/latest/accuracy", json=fewer, headers=bearer(ADMIN))
+    assert r.status_code == 200, r.text
+    got = client.get(f"/v1/devices/acc/luts/{job_id}/accuracy").json()
+    assert [row["arch"] for row in got["report"]["rows"]] == archs[:4] and len(got["networks"]) == 4
+    again = client.post("/v1/devices/acc/luts/latest/latency", json={"arch": ARCH}).json()
+    assert again["accuracy"]["networks"] == 4
+    assert again["calibrated_us"] == pytest.approx(
+        fewer["report"]["calibration"]["slope"] * again["total_us"] + fewer["report"]["calibration"]["intercept_us"]
+    )
+
+
+def test_the_latency_route_calibrates_with_a_lut_files_own_calibration(client: TestClient) -> None:
+    add_device(client, "filed")
+    space = fbnet_space(32)
+    table = LatencyTable(
+        space=space,
+        entries={e.key: {"median": 10.0} for e in space.distinct_entries()},
+        provenance={
+            "calibration": {"kind": "linear", "slope": 2.0, "intercept_us": 5.0, "fitted_on": ["a", "b"]},
+            "accuracy": {"networks": 4, "raw": {"n": 4, "within_10": 0.5}, "calibrated": None, "held_out": 2},
+        },
+    )
+    r = client.post("/v1/devices/filed/luts", json={"content": json.dumps(table.to_dict())}, headers=bearer(ADMIN))
+    assert r.status_code == 201, r.text
+    arch = client.post("/v1/devices/filed/luts/latest/latency", json={"arch": ARCH}).json()
+    assert arch["total_us"] == pytest.approx(260.0) and arch["calibrated_us"] == pytest.approx(525.0)
+    assert arch["accuracy"]["raw"] == {"n": 4, "within_10": 0.5} and arch["calibration"]["slope"] == 2.0
+    assert client.get("/v1/devices/filed/luts/latest/accuracy").status_code == 404
+
+
+def _mutate(doc: dict[str, Any], path: list[Any], value: Any) -> dict[str, Any]:
+    doc = json.loads(json.dumps(doc))
+    target = doc
+    for part in path[:-1]:
+        target = target[part]
+    if value is KeyError:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return doc
+
+
+BAD_ACCURACY = [
+    (["report"], KeyError, ["body", "report"]),
+    (["report", "raw", "within_5"], 1.5, ["body", "report", "raw", "within_5"]),
+    (["report", "raw", "spearman"], 2.0, ["body", "report", "raw", "spearman"]),
+    (["report", "rows", 0, "measured_us"], 0, ["body", "report", "rows", 0, "measured_us"]),
+    (["report", "rows", 0, "measured_us"], "fast", ["body", "report", "rows", 0, "measured_us"]),
+    (["report", "rows", 1, "entries"], 0, ["body", "report", "rows", 1, "entries"]),
+    (["report", "rows", 1, "role"], "both", ["body", "report", "rows", 1, "role"]),
+    (["report", "calibration", "kind"], "cubic", ["body", "report", "calibration", "kind"]),
+    (["report", "calibration", "slope"], None, ["body", "report", "calibration", "slope"]),
+    (["report", "unit"], "ms", ["body", "report", "unit"]),
+    (["report", "surprise"], 1, ["body", "report", "surprise"]),
+    (["report", "networks"], 3, ["body", "report"]),  # 3 networks, 10 rows
+    (["report", "split", "held_out", 0], 99, ["body", "report"]),  # out of range
+    (["plan", "seed"], "x", ["body", "plan", "seed"]),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "loc"), BAD_ACCURACY)
+def test_bad_accuracy_uploads_are_refused_by_field_and_write_nothing(
+    client: TestClient, store: Store, path: list[Any], value: Any, loc: list[Any]
+) -> None:
+    token = add_device(client, "bad")
+    run_job(client, "bad", token)
+    archs = _archs(10)
+    good = _accuracy_doc(archs, [1000.0 + 10 * i for i in range(10)])
+    before = full_fingerprint(store)
+    r = client.put("/v1/devices/bad/luts/latest/accuracy", json=_mutate(good, path, value), headers=bearer(token))
+    assert r.status_code == 422, r.text
+    assert any(p["loc"][: len(loc)] == loc for p in r.json()["detail"]), r.json()
+    assert full_fingerprint(store) == before
+    assert client.get("/v1/devices/bad/luts/latest/accuracy").status_code == 404
+
+
+def test_accuracy_refusals_that_are_not_about_the_body(client: TestClient, store: Store) -> None:
+    token = add_device(client, "ref")
+    archs = _archs(4)
+    doc = _accuracy_doc(archs, [1000.0, 1100.0, 1200.0, 1300.0])
+    r = client.put("/v1/devices/ref/luts/latest/accuracy", json=doc, headers=bearer(token))
+    assert r.status_code == 404 and "no complete LUT" in r.text
+    run_job(client, "ref", token)
+    before = full_fingerprint(store)
+    # a calibration "fitted" on a network it is reported on
+    cheat = json.loads(json.dumps(doc))
+    held = cheat["report"]["split"]["held_out"][0]
+    cheat["report"]["calibration"]["fitted_on"].append(archs[held])
+    r = client.put("/v1/devices/ref/luts/latest/accuracy", json=cheat, headers=bearer(token))
+    assert r.status_code == 422 and "held-out" in r.text
+    # a report of another space
+    other = _mutate(doc, ["report", "meta", "resolution"], 224)
+    r = client.put("/v1/devices/ref/luts/latest/accuracy", json=other, headers=bearer(token))
+    assert r.status_code == 409 and r.json()["detail"][0]["loc"] == ["body", "report", "meta", "resolution"]
+    r = client.put("/v1/devices/ref/luts/999999/accuracy", json=doc, headers=bearer(token))
+    assert r.status_code == 404
+    r = client.get("/v1/devices/nobody/luts/latest/accuracy")
+    assert r.status_code == 404
+    assert full_fingerprint(store) == before

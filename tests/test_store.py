@@ -12,7 +12,7 @@ import yaml
 from sqlalchemy import func, select, text
 
 from lut_store import SchemaBehind, Store, crud, current_revision, head_revision, read_table, write_table
-from lut_store.models import LutEntry, WorkItem, utcnow
+from lut_store.models import Job, LutEntry, WorkItem, utcnow
 from lut_store.testing import empty_store, postgres_url
 from searchspace import fbnet_space
 
@@ -244,3 +244,38 @@ def test_server_and_store_never_import_torch() -> None:
     code = "import sys, server.main, lut_store.crud; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_cli_db_upgrade_takes_a_0001_database_to_head_keeping_its_rows(db_kind: str, tmp_path: Path) -> None:
+    """A database made by the first release (revision 0001, a job in it) gains ``jobs.accuracy`` and keeps the job."""
+    from typer.testing import CliRunner
+
+    from hwlut.cli import app
+    from lut_store.db import upgrade
+
+    s = empty_store(db_kind, tmp_path)
+    assert upgrade(s.engine, "0001") == "0001"
+    with s.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO devices (name, description, hardware, runtime, created_at) "
+                "VALUES ('old', '', '{}', '{}', '2026-01-01 00:00:00')"
+            )
+        )
+        device_id = conn.execute(text("SELECT id FROM devices WHERE name = 'old'")).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO jobs (device_id, kind, status, runtime, options, lease_seconds, max_attempts, "
+                "provenance, created_at) VALUES (:d, 'import', 'complete', 'ort', '{}', 300, 3, "
+                "'{\"note\": \"kept\"}', '2026-01-01 00:00:00')"
+            ),
+            {"d": device_id},
+        )
+    url = s.engine.url.render_as_string(hide_password=False)
+    result = CliRunner().invoke(app, ["db", "upgrade", "--db", url])
+    assert result.exit_code == 0, result.output
+    assert head_revision() in result.output and current_revision(s.engine) == head_revision() != "0001"
+    with s.transaction() as session:
+        job = session.scalars(select(Job)).one()
+        assert job.provenance == {"note": "kept"} and job.accuracy is None and job.device.name == "old"
+    s.dispose()

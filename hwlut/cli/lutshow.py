@@ -1,5 +1,10 @@
 """``hwlut lut show FILE``: an hwlut LUT file as a layers × candidates table (ms) and its summary figures.
 
+A file that ``hwlut validate --write-calibration`` has seen also carries the
+validation's accuracy figures (``provenance.accuracy``) and the fitted
+calibration (``provenance.calibration``); both are printed, and ``--json``
+includes them (as ``accuracy`` and ``calibration``, also inside ``summary``).
+
 The figures come from :mod:`profiler.report` (pure functions of the table);
 this module only renders them with Rich, or prints them as JSON
 (``--json``, latencies in µs).
@@ -25,7 +30,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print the grid and the figures as JSON (µs).")] = False,
     all_missing: Annotated[bool, typer.Option("--all-missing", help="List every missing key, not only 10.")] = False,
 ) -> None:
-    """Print a LUT's table (layers × candidates, ms) and summary figures."""
+    """Print a LUT's table (layers × candidates, ms), summary figures, accuracy figures and calibration."""
     from profiler.report import fixed_rows, layer_grid, lut_summary
 
     try:
@@ -34,7 +39,15 @@ def show(
         raise typer.BadParameter(f"{file}: {exc}", param_hint="FILE") from None
     summary, grid, fixed = lut_summary(table), layer_grid(table), fixed_rows(table)
     if as_json:
-        typer.echo(json.dumps({"file": str(file), "summary": summary, "grid": grid, "fixed": fixed}, indent=1))
+        doc = {
+            "file": str(file),
+            "summary": summary,
+            "grid": grid,
+            "fixed": fixed,
+            "accuracy": summary["accuracy"],
+            "calibration": summary["calibration"],
+        }
+        typer.echo(json.dumps(doc, indent=1))
         return
     console = Console()
     console.print(_grid_table(summary, grid))
@@ -136,3 +149,37 @@ def _print_summary(console: Console, file: Path, s: dict[str, Any], all_missing:
     for key, message in s["errors"].items():
         first = message.splitlines()[0] if message else ""
         line(f"  [red]error[/]     {key}: {first}")
+    try:
+        _print_accuracy(line, s.get("accuracy"), s.get("calibration"))
+    except (KeyError, TypeError, ValueError) as exc:
+        line(f"  accuracy  [red]unreadable[/] provenance.accuracy/calibration: {exc!r}")
+
+
+def _print_accuracy(line: Any, acc: dict[str, Any] | None, cal: dict[str, Any] | None) -> None:
+    """The accuracy figures and the calibration a validation stored in the file (nothing when absent)."""
+    from .validate import _figures_line
+
+    if acc is None and cal is None:
+        return
+    if acc is not None:
+        plan = acc.get("plan") or {}
+        when = f", measured {acc['measured_at']}" if acc.get("measured_at") else ""
+        seed = f", seed {plan['seed']}" if plan.get("seed") is not None else ""
+        line(f"  accuracy  {acc.get('networks')} validation networks{seed}{when}")
+        for label, key in (
+            ("raw LUT sum", "raw"),
+            ("raw, held-out only", "raw_held_out"),
+            ("overhead-corrected", "overhead"),
+            ("calibrated, held-out", "calibrated"),
+        ):
+            fig = acc.get(key)
+            if isinstance(fig, dict) or key in ("raw", "calibrated"):
+                line(_figures_line(label, fig if isinstance(fig, dict) else None))
+    if cal is not None:
+        fitted = cal.get("fitted_on") or []
+        held = cal.get("held_out")
+        on = f", reported on {len(held)} others" if isinstance(held, list) else ""
+        line(
+            f"  calibration {cal.get('kind', 'linear')}: {float(cal['slope']):.4f} x sum "
+            f"{float(cal.get('intercept_us', 0.0)):+.1f} µs, fitted on {len(fitted)} networks{on}"
+        )

@@ -8,6 +8,12 @@ half, the calibrated prediction; then the figures (share within ±5% / ±10%,
 MAPE, RMSPE, Spearman, Kendall). ``--write-calibration`` stores the
 calibration in the LUT file, ``--plot`` writes a PNG, ``--json`` prints the
 whole report as one JSON object.
+
+``--server URL --device NAME [--job ID|latest] [--token T]`` validates a LUT
+of an hwlut server instead of a file: the LUT is fetched through the client,
+validated here the same way, and the report is stored on the server
+(``PUT /v1/devices/{name}/luts/{job}/accuracy``), which then serves it and
+calibrates its architecture-latency answers with it.
 """
 
 from __future__ import annotations
@@ -21,13 +27,33 @@ from rich.console import Console
 
 from searchspace import ArchitectureError, LatencyTable, LutFileError, MissingEntries
 
+from .options import (
+    MinPassesOpt,
+    PrecisionOpt,
+    SliceOpt,
+    TimeCapOpt,
+    WarmupRunsOpt,
+    WarmupTimeOpt,
+    protocol_config,
+)
+
 __all__ = ["validate"]
 
 RUNTIMES = ("ort", "tflite")
 
 
 def validate(
-    lut: Annotated[Path, typer.Option("--lut", exists=True, dir_okay=False, help="The hwlut LUT file to validate.")],
+    lut: Annotated[
+        Path | None, typer.Option("--lut", exists=True, dir_okay=False, help="The hwlut LUT file to validate.")
+    ] = None,
+    server: Annotated[
+        str | None, typer.Option("--server", help="Validate a LUT of an hwlut server (with --device) instead.")
+    ] = None,
+    device: Annotated[str | None, typer.Option("--device", help="The server's device whose LUT to validate.")] = None,
+    job: Annotated[str, typer.Option("--job", help="The server's LUT: a job id or latest.")] = "latest",
+    token: Annotated[
+        str | None, typer.Option("--token", envvar="HWLUT_TOKEN", help="A token of the device (or the admin's).")
+    ] = None,
     runtime: Annotated[
         str | None, typer.Option("--runtime", help="ort or tflite (default: the LUT's runtime).")
     ] = None,
@@ -43,34 +69,47 @@ def validate(
     write_cal: Annotated[
         bool, typer.Option("--write-calibration", help="Store the calibration and figures in the LUT file.")
     ] = False,
-    precision: Annotated[
-        float, typer.Option(min=1e-6, help="Stop a network when its median's 95% CI is within ± this share.")
-    ] = 0.01,
-    time_cap: Annotated[float, typer.Option(min=1e-3, help="Measuring time cap per network, seconds.")] = 3.0,
-    slice_s: Annotated[float, typer.Option("--slice", min=0.0, help="Timed seconds per network and pass.")] = 0.05,
-    min_passes: Annotated[int, typer.Option(min=1, help="Passes before the CI rule may stop.")] = 3,
-    warmup_runs: Annotated[int, typer.Option(min=0, help="Warm-up runs.")] = 10,
-    warmup_time: Annotated[float, typer.Option(min=0.0, help="Warm-up seconds.")] = 0.5,
+    precision: PrecisionOpt = 0.01,
+    time_cap: TimeCapOpt = 3.0,
+    slice_s: SliceOpt = 0.05,
+    min_passes: MinPassesOpt = 3,
+    warmup_runs: WarmupRunsOpt = 10,
+    warmup_time: WarmupTimeOpt = 0.5,
 ) -> None:
     """Measure validation networks end to end and report how well the LUT's sums predict them."""
     from profiler.accuracy import CALIBRATION_KINDS, plot_report
-    from profiler.protocol import ProtocolConfig
     from profiler.runtimes import RuntimeUnavailable
     from profiler.validate import RuntimeMismatch, validate_lut, write_calibration
 
     from .profile import runtime_from_options
 
     err = Console(stderr=True)
+    if (lut is None) == (server is None):
+        raise typer.BadParameter("give either --lut FILE or --server URL --device NAME", param_hint="--lut/--server")
+    if server is not None and device is None:
+        raise typer.BadParameter("--server needs --device NAME", param_hint="--device")
+    if server is not None and write_cal:
+        raise typer.BadParameter(
+            "--write-calibration writes a LUT file; with --server the report is uploaded to the server instead",
+            param_hint="--write-calibration",
+        )
     kind = None if calibration == "none" else calibration
     if kind is not None and kind not in CALIBRATION_KINDS:
         raise typer.BadParameter(
             f"unknown calibration {calibration!r}; known: {', '.join(CALIBRATION_KINDS)}, none",
             param_hint="--calibration",
         )
-    try:
-        table = LatencyTable.load(lut)
-    except (LutFileError, KeyError, TypeError, ValueError) as exc:
-        raise typer.BadParameter(f"{lut}: {exc}", param_hint="--lut") from None
+    job_id: int | None = None
+    if server is not None:
+        job_id, table = _fetch(err, server, str(device), job, token)
+        label = f"{server.rstrip('/')} {device} LUT {job_id}"
+    else:
+        assert lut is not None
+        try:
+            table = LatencyTable.load(lut)
+        except (LutFileError, KeyError, TypeError, ValueError) as exc:
+            raise typer.BadParameter(f"{lut}: {exc}", param_hint="--lut") from None
+        label = str(lut)
     lut_rt = table.provenance.get("runtime") or {}
     name = runtime or lut_rt.get("runtime") or "ort"
     if name not in RUNTIMES:
@@ -81,13 +120,13 @@ def validate(
         xnnpack=bool(lut_rt.get("xnnpack", True)),
         optimization=str(lut_rt.get("optimization", "all")),
     )
-    cfg = ProtocolConfig(
-        warmup_runs=warmup_runs,
-        warmup_s=warmup_time,
-        target_rel_ci=precision,
-        time_cap_s=time_cap,
+    cfg = protocol_config(
+        precision=precision,
+        time_cap=time_cap,
         slice_s=slice_s,
         min_passes=min_passes,
+        warmup_runs=warmup_runs,
+        warmup_time=warmup_time,
     )
     space = table.space
     try:
@@ -96,7 +135,7 @@ def validate(
     except ArchitectureError as exc:
         raise typer.BadParameter(str(exc), param_hint="--arch") from None
     except MissingEntries as exc:
-        err.print(f"[red]error[/]: {lut}: {exc}", highlight=False)
+        err.print(f"[red]error[/]: {label}: {exc}", highlight=False)
         raise typer.Exit(2) from None
     except (RuntimeMismatch, RuntimeUnavailable, ValueError) as exc:
         err.print(f"[red]error[/]: {exc}", highlight=False)
@@ -105,17 +144,51 @@ def validate(
         err.print(f"[red]error[/]: {exc}", highlight=False)
         raise typer.Exit(1) from None
 
-    if write_cal:  # re-read: the file may have gained entries meanwhile
+    if write_cal and lut is not None:  # re-read: the file may have gained entries meanwhile
         write_calibration(LatencyTable.load(lut), result, lut)
     if plot is not None:
-        plot_report(result.report, plot, title=f"{lut.name}: {space.name}-{space.resolution} on {name}")
-    doc = {**result.to_dict(), "lut": str(lut), "plot": str(plot) if plot else None}
+        short = lut.name if lut is not None else f"{device} LUT {job_id}"
+        plot_report(result.report, plot, title=f"{short}: {space.name}-{space.resolution} on {name}")
+    doc = {**result.to_dict(), "lut": label, "plot": str(plot) if plot else None}
     if as_json:
         typer.echo(json.dumps(doc, indent=1))
-        return
-    _print(Console(), doc)
+    else:
+        _print(Console(), doc)
     if write_cal:
         err.print(f"calibration and figures written to {lut}", highlight=False)
+    if server is not None and job_id is not None:
+        _upload(err, server, str(device), job_id, token, result.to_dict())
+
+
+def _fetch(err: Console, server: str, device: str, job: str, token: str | None) -> tuple[int, LatencyTable]:
+    """The server's LUT ``job`` of ``device`` and its job id; exit 2 (refused) or 1 (unreachable) on failure."""
+    from hwlut.client import ApiError, HwlutClient, ServerUnreachable
+
+    try:
+        with HwlutClient(server, token=token) as client:
+            return client.lut_and_id(device, job)
+    except ServerUnreachable as exc:
+        err.print(f"[red]error[/]: {server}: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    except ApiError as exc:
+        err.print(f"[red]error[/]: {server}: LUT {job} of {device!r}: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except (LutFileError, KeyError, TypeError, ValueError) as exc:
+        err.print(f"[red]error[/]: {server}: LUT {job} of {device!r} is no hwlut LUT: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _upload(err: Console, server: str, device: str, job_id: int, token: str | None, doc: dict[str, Any]) -> None:
+    """PUT the validation as the LUT's accuracy report; exit 1 when the server refuses or stays away."""
+    from hwlut.client import ApiError, HwlutClient, ServerUnreachable
+
+    try:
+        with HwlutClient(server, token=token) as client:
+            client.upload_accuracy(device, doc, lut=job_id)
+    except (ApiError, ServerUnreachable) as exc:
+        err.print(f"[red]error[/]: the report was not stored on {server}: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    err.print(f"accuracy report stored on {server} for LUT {job_id} of {device!r}", highlight=False)
 
 
 def _pct(value: float | None) -> str:

@@ -6,6 +6,7 @@ LUT). Latencies are in µs.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -18,9 +19,21 @@ from searchspace import Entry
 
 from ..cache import CachedLut
 from ..convert import entry_public, job_public
-from ..deps import LutCacheDep, ReaderDep, StoreDep, WritableDevice, WriteSessionDep, cache_of, store_of
+from ..deps import (
+    LutCacheDep,
+    ReaderDep,
+    SessionDep,
+    StoreDep,
+    WritableDevice,
+    WriteSessionDep,
+    cache_of,
+    mark_luts_changed,
+    store_of,
+)
 from ..errors import ApiError, error_responses
 from ..schemas import (
+    AccuracyPublic,
+    AccuracyUpload,
     ArchitectureLatency,
     ArchitectureRequest,
     BatchRequest,
@@ -184,14 +197,57 @@ def architecture_latency(
         result = crud.architecture_latency(snap, arch)
     except crud.Invalid as exc:
         raise ApiError(422, ["body", "arch"], exc.message) from None
+    accuracy, calibration = crud.accuracy_summary(snap)
+    calibrated = None
+    if calibration is not None and result["complete"]:
+        slope, intercept = calibration.get("slope"), calibration.get("intercept_us", 0.0)
+        if isinstance(slope, (int, float)) and isinstance(intercept, (int, float)):
+            value = float(slope) * result["total_us"] + float(intercept)
+            calibrated = value if math.isfinite(value) else None
     return ArchitectureLatency(
         lut=snap.job_id,
         total_us=result["total_us"],
+        calibrated_us=calibrated,
         overhead_us=snap.overhead_us,
         complete=result["complete"],
         missing=result["missing"],
         layers=[LayerLatency(**layer) for layer in result["layers"]],
+        calibration=calibration,
+        accuracy=accuracy,
     )
+
+
+@router.put(LUT + "/accuracy", responses=error_responses(409))
+def put_accuracy(
+    name: str, lut: str, body: AccuracyUpload, device: WritableDevice, session: WriteSessionDep
+) -> AccuracyPublic:
+    """Store the LUT's validation (``hwlut validate --server``), replacing any earlier one.
+
+    The body is :meth:`profiler.validate.ValidationResult.to_dict`; a device
+    token of the device or the admin token may write it.
+    """
+    job = crud.resolve_lut(session=session, device=device.name, ref=lut)
+    meta = body.report.meta
+    if job.space is not None:
+        spec = job.space.spec
+        for field, have in (("space", job.space.name), ("resolution", job.resolution or spec.get("resolution"))):
+            if meta.get(field) is not None and have is not None and meta.get(field) != have:
+                raise ApiError(
+                    409,
+                    ["body", "report", "meta", field],
+                    f"the report is of {field} {meta.get(field)!r}, LUT {job.id} of {name!r} of {have!r}",
+                    "conflict",
+                )
+    stored = crud.set_accuracy(session=session, job=job, document=body.model_dump(mode="json", exclude_unset=True))
+    mark_luts_changed(session)
+    return AccuracyPublic(**stored)
+
+
+@router.get(LUT + "/accuracy", dependencies=[ReaderDep])
+def get_accuracy(name: str, lut: str, session: SessionDep) -> AccuracyPublic:
+    """The LUT's stored validation: per network measured, raw, calibrated and errors; figures; calibration."""
+    job = crud.resolve_lut(session=session, device=name, ref=lut)
+    return AccuracyPublic(**crud.get_accuracy(session=session, job=job))
 
 
 @router.get("/v1/compare", dependencies=[ReaderDep])
