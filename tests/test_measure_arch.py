@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
+from fakes import FAST_CFG as CFG
+from fakes import FakeCache as _Cache
+from fakes import FixedRuntime as _Runtime
+from fakes import ticks as _ticks
 from typer.testing import CliRunner
 
 from hwlut.cli import app
@@ -17,7 +19,7 @@ from profiler.export import network_target
 from profiler.local import profile_space
 from profiler.network import LutSpaceMismatch, measure_network, measure_networks
 from profiler.protocol import ProtocolConfig
-from profiler.runtimes import Loaded, Runtime, make_runtime
+from profiler.runtimes import make_runtime
 from searchspace import LatencyTable, MissingEntries, SpaceSpec, load_space
 
 FAST_ARGS = ["--precision", "0.02", "--time-cap", "0.4", "--slice", "0.01", "--warmup-time", "0.05"]
@@ -129,64 +131,6 @@ def test_a_lut_of_another_space_or_a_bad_arch_is_refused(tmp_path: Path) -> None
 
 
 # -- the library, against a scripted runtime (no export, no clock) ----------------------------
-
-
-@dataclass
-class _Artifact:
-    path: Path
-    input_shape: tuple[int, ...]
-
-
-@dataclass
-class _Cache:
-    """Stands in for the artifact cache and records what was asked of it."""
-
-    asked: list[tuple[str, str, tuple[int, ...]]] = field(default_factory=list)
-
-    def get(self, target: Any, fmt: str) -> _Artifact:
-        self.asked.append((target.label, fmt, tuple(target.input_shape(1))))
-        return _Artifact(Path(f"/nowhere/{target.label}.{fmt}"), tuple(target.input_shape(1)))
-
-
-class _Fixed(Loaded):
-    def __init__(self, us: float) -> None:
-        self.us = us
-
-    def run_once(self) -> None:
-        pass
-
-    def timed_run(self, clock: Any) -> float:
-        return self.us
-
-    def infer(self, x: np.ndarray) -> np.ndarray:
-        return x
-
-
-@dataclass
-class _Runtime(Runtime):
-    latencies: dict[str, float] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.name, self.format = "fake", "onnx"
-
-    def load(self, path: Path, input_shape: tuple[int, ...]) -> Loaded:
-        return _Fixed(self.latencies.get(path.stem, 500.0))
-
-    def settings(self) -> dict[str, Any]:
-        return {"runtime": "fake", "threads": self.threads}
-
-
-CFG = ProtocolConfig(warmup_runs=1, warmup_s=0.0, entry_warmup_s=0.0, slice_s=0.0, time_cap_s=1.0)
-
-
-def _ticks() -> Any:
-    now = [0]
-
-    def clock() -> int:
-        now[0] += 1000
-        return now[0]
-
-    return clock
 
 
 def test_measure_network_exports_the_whole_network_and_prices_it() -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from fakes import FAST_CFG as CFG
+from fakes import FakeCache as _Cache
+from fakes import FixedRuntime as _Runtime
 from typer.testing import CliRunner
 
 from hwlut.cli import app
@@ -25,7 +26,7 @@ from profiler.coldcache import (
 from profiler.export import network_target
 from profiler.local import LutMismatch, profile_space
 from profiler.protocol import ProtocolConfig, measure_batch
-from profiler.runtimes import Loaded, Runtime, make_runtime
+from profiler.runtimes import Loaded, make_runtime
 from profiler.validate import RuntimeMismatch, validate_lut, validation_archs, write_calibration
 from searchspace import ArchitectureError, LatencyTable, MissingEntries, SpaceSpec, load_space
 
@@ -123,66 +124,6 @@ def test_last_level_cache_from_sysfs_and_the_default_flush(tmp_path: Path) -> No
     assert detected is None or detected >= 1 << 16
 
 
-@dataclass
-class _Artifact:
-    path: Path
-    input_shape: tuple[int, ...]
-
-
-@dataclass
-class _Cache:
-    """Stands in for the artifact cache: nothing is exported."""
-
-    asked: list[str] = field(default_factory=list)
-
-    def get(self, target: Any, fmt: str) -> _Artifact:
-        self.asked.append(target.label)
-        return _Artifact(Path(f"/nowhere/{target.label}.{fmt}"), tuple(target.input_shape(1)))
-
-
-class _Fixed(Loaded):
-    def __init__(self, us: float) -> None:
-        self.us = us
-
-    def run_once(self) -> None:
-        pass
-
-    def timed_run(self, clock: Any) -> float:
-        return self.us
-
-    def infer(self, x: np.ndarray) -> np.ndarray:
-        return x
-
-
-@dataclass
-class _Runtime(Runtime):
-    """A runtime whose models take a fixed latency by artifact label (500 µs when not listed)."""
-
-    latencies: dict[str, float] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.name, self.format = "fake", "onnx"
-
-    def load(self, path: Path, input_shape: tuple[int, ...]) -> Loaded:
-        return _Fixed(self.latencies.get(path.stem, 500.0))
-
-    def settings(self) -> dict[str, Any]:
-        return {"runtime": "fake", "threads": self.threads}
-
-
-CFG = ProtocolConfig(warmup_runs=1, warmup_s=0.0, entry_warmup_s=0.0, slice_s=0.0, time_cap_s=1.0)
-
-
-def _ticks() -> Any:
-    now = [0]
-
-    def clock() -> int:
-        now[0] += 1000
-        return now[0]
-
-    return clock
-
-
 def test_cache_mode_is_recorded_and_warm_and_cold_never_share_a_lut(tmp_path: Path) -> None:
     space = load_space("fbnet", resolution=32)
     entries = [space.fixed_entries()["fc"], space.layers[-1].entry("k3_e1")]
@@ -250,7 +191,7 @@ def test_validate_lut_reports_held_out_figures_and_writes_the_calibration(tmp_pa
     latencies = {network_target(space, a).label: 1.08 * table.network_latency(a) + 150.0 for a in archs}
     cache = _Cache()
     result = validate_lut(table, _Runtime(latencies=latencies), CFG, n=14, seed=2, cache=cache)
-    assert sorted(cache.asked) == sorted(network_target(space, a).label for a in archs)
+    assert sorted(x[0] for x in cache.asked) == sorted(network_target(space, a).label for a in archs)
     report = result.report
     assert [r.arch for r in report.rows] == archs
     assert report.raw.mean_error_pct < -5 and report.raw.within_5 == 0.0
@@ -327,3 +268,72 @@ def test_real_validation_at_32_on_onnxruntime_end_to_end(tmp_path: Path) -> None
     text = CliRunner().invoke(app, [*args, "--calibration", "scale", *LOOSE])  # artifacts now cached
     assert text.exit_code == 0, text.output
     assert "raw LUT sum" in text.stdout and "calibrated, held-out" in text.stdout and "scale" in text.stdout
+
+
+# -- hwlut validate --server: fetch the LUT, validate here, upload the report -----------------------
+
+
+def test_validate_against_a_real_server_fetches_validates_and_uploads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import profiler.validate
+    from hwlut.cli import profile as profile_cmd
+    from hwlut.cli.quickstart import local_server
+    from hwlut.client import HwlutClient
+
+    space = load_space("fbnet", resolution=32)
+    archs = validation_archs(space, 8, seed=5)
+    table = _lut_for(space, archs)
+    latencies = {network_target(space, a).label: 1.05 * table.network_latency(a) + 80.0 for a in archs}
+    # The networks run on the scripted runtime, from a stand-in artifact cache (nothing is exported).
+    monkeypatch.setattr(profile_cmd, "runtime_from_options", lambda *a, **k: _Runtime(latencies=latencies))
+    real = profiler.validate.validate_lut
+    monkeypatch.setattr(profiler.validate, "validate_lut", lambda *a, **k: real(*a, **k, cache=_Cache()))
+    arch = archs[0]
+    home = tmp_path / "home"
+    home.mkdir()
+    with local_server(home) as (url, admin, _proc):
+        with HwlutClient(url, token=admin) as client:
+            token = client.create_device("box")["token"]
+            other = client.create_device("other")["token"]
+            job_id = client.import_lut("box", json.dumps(table.to_dict()))["id"]
+            assert client.architecture_latency("box", arch)["calibrated_us"] is None
+        base = ["validate", "--server", url, "--device", "box", "--runtime", "ort", "--n", "8", "--seed", "5"]
+        refused = CliRunner().invoke(app, [*base, "--token", other], env={"COLUMNS": "200"})
+        assert refused.exit_code == 1 and "not stored" in refused.output
+
+        result = CliRunner().invoke(app, [*base, "--token", token, "--job", str(job_id)], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        assert f"box LUT {job_id}" in result.stdout and "calibrated, held-out" in result.stdout
+        assert f"accuracy report stored on {url} for LUT {job_id} of 'box'" in result.output
+        with HwlutClient(url, token=token) as client:
+            stored = client.accuracy("box")
+            estimate = client.architecture_latency("box", arch)
+        assert stored["lut"] == job_id and [r["arch"] for r in stored["report"]["rows"]] == archs
+        cal = stored["report"]["calibration"]
+        assert cal["slope"] == pytest.approx(1.05) and cal["intercept_us"] == pytest.approx(80.0)
+        assert estimate["calibrated_us"] == pytest.approx(latencies[network_target(space, arch).label])
+        assert estimate["accuracy"]["calibrated"]["within_5"] == 1.0
+        # The LUT downloaded from the server now carries the calibration: `hwlut lut show` prints it.
+        with HwlutClient(url, token=token) as client:
+            (tmp_path / "served.json").write_text(client.lut_text("box"))
+        shown = CliRunner().invoke(app, ["lut", "show", str(tmp_path / "served.json")], env={"COLUMNS": "200"})
+        assert shown.exit_code == 0 and "calibration linear: 1.0500 x sum +80.0 µs" in shown.stdout
+
+        as_json = CliRunner().invoke(app, [*base, "--token", token, "--json"])
+        assert as_json.exit_code == 0, as_json.output
+        assert json.loads(as_json.stdout)["lut"] == f"{url} box LUT {job_id}"
+
+        missing = CliRunner().invoke(app, [*base, "--device", "nobody", "--token", token])
+        assert missing.exit_code == 2 and "nobody" in missing.output
+
+
+def test_validate_needs_a_file_or_a_server_and_device() -> None:
+    neither = CliRunner().invoke(app, ["validate"])
+    assert neither.exit_code == 2 and "--lut FILE or --server URL" in neither.output
+    no_device = CliRunner().invoke(app, ["validate", "--server", "http://127.0.0.1:9"])
+    assert no_device.exit_code == 2 and "--device" in no_device.output
+    no_file = CliRunner().invoke(
+        app, ["validate", "--server", "http://127.0.0.1:9", "--device", "d", "--write-calibration"]
+    )
+    assert no_file.exit_code == 2 and "uploaded to the server" in no_file.output
