@@ -7,13 +7,12 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from profiler.export import ArtifactCache, entry_target, export_many, network_target
 from profiler.runtimes import make_runtime
 from searchspace import FBNET_CANDIDATES, fbnet_space
-
-torch = pytest.importorskip("torch")  # the [export] extra is part of the test install
-from searchspace.modules import build_entry, build_network  # noqa: E402
+from searchspace.modules import build_entry, build_network
 
 SPACE = fbnet_space(32)
 SAME = SPACE.layers[2]  # 24 -> 24, 32x32, stride 1: residual

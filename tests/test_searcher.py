@@ -360,7 +360,6 @@ class _AppTransport(httpx.BaseTransport):
 
 def test_server_source_against_the_real_server(space: SpaceSpec, tmp_path: Path) -> None:
     """Import a LUT into the real server app, then fetch it back as a search would."""
-    pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
     from lut_store.testing import empty_store
