@@ -60,3 +60,26 @@ def test_export_an_entry_by_its_hwnasbench_key(tmp_path, fmt: str) -> None:
     shape = (1, 32, 16, 16) if fmt == "onnx" else (1, 16, 16, 32)
     y = rt.load(out, shape).infer(np.ones(shape, dtype=np.float32))
     assert y.shape == ((1, 64, 8, 8) if fmt == "onnx" else (1, 8, 8, 64))
+
+
+def test_a_server_error_is_one_line_not_a_traceback() -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:  # a loopback port with nothing listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code = "import sys; from hwlut.cli import main; sys.argv[0] = 'hwlut'; main()"
+    args = [
+        "query",
+        "entry",
+        "fc_h1_w1_cin8_cout4_s1_k1_e1_g1",
+        "--device",
+        "d",
+        "--server",
+        f"http://127.0.0.1:{port}",
+    ]
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert out.stderr.startswith("error: GET /v1/devices/d/luts/latest/entries/") and "Traceback" not in out.stderr

@@ -45,5 +45,15 @@ app.command("validate")(validate_cmd.validate)
 
 
 def main() -> None:
-    """Entry point of the ``hwlut`` console script."""
-    app()
+    """Entry point of the ``hwlut`` console script.
+
+    An error from a server (unreachable, refused, not found) ends the command
+    with its one-line message and exit status 1, not a traceback.
+    """
+    from hwlut.client import HwlutError
+
+    try:
+        app()
+    except HwlutError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
