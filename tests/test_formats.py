@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 import yaml
+from testdata import REFERENCE_LUTS
 
 from lut_store.formats import FormatError, Table, TableRow, detect_format, ofa_entry, read_table, write_table
 from searchspace import Entry, LatencyTable, fbnet_space
-
-REFERENCE = Path("/work/shared/data/reference-luts")
-if not REFERENCE.is_dir():
-    REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-luts"
 
 
 def _hwlut_table() -> LatencyTable:
@@ -37,7 +33,7 @@ def _hwlut_table() -> LatencyTable:
     ("name", "fmt", "mapped"), [("ofa_note10_224.yaml", "ofa", 23), ("proxylessnas_mobile_trim.yaml", "proxyless", 72)]
 )
 def test_reference_tables_round_trip(name: str, fmt: str, mapped: int) -> None:
-    source = (REFERENCE / name).read_text()
+    source = (REFERENCE_LUTS / name).read_text()
     assert detect_format(source, name) == fmt
     table = read_table(source)
     assert len(table.rows) - len(table.unmapped()) == mapped

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,36 +11,15 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from testdata import REFERENCE_LUTS
 
 from lut_store import SchemaBehind, Store
-from lut_store.testing import empty_store, postgres_url
 from searchspace import LatencyTable, fbnet_space
 from server import Settings, create_app
 
 ADMIN = "admin-secret-token"
 READ = "read-secret-token"
-REFERENCE = Path("/work/shared/data/reference-luts")
-if not REFERENCE.is_dir():
-    REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-luts"
 ARCH = ",".join(["k3_e1"] * 22)
-
-
-def need_postgres() -> None:
-    if postgres_url() is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI needs PostgreSQL: HWLUT_TEST_POSTGRES_URL is not set (scripts/test.sh starts one)")
-        pytest.skip("HWLUT_TEST_POSTGRES_URL is not set")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A migrated store on SQLite, then on PostgreSQL."""
-    if request.param == "postgres":
-        need_postgres()
-    s = empty_store(request.param, tmp_path)
-    s.upgrade()
-    yield s
-    s.dispose()
 
 
 def make_client(store: Store, **settings: Any) -> TestClient:
@@ -168,7 +146,7 @@ def test_import_and_export_reference_tables(client: TestClient, name: str) -> No
     import yaml
 
     token = add_device(client, "phone")
-    source = (REFERENCE / name).read_text()
+    source = (REFERENCE_LUTS / name).read_text()
     r = client.post("/v1/devices/phone/luts", json={"content": source}, headers=bearer(token))
     assert r.status_code == 201, r.text
     fmt = r.json()["source_format"]

@@ -4,31 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
-from test_server import ADMIN, READ, add_device, bearer, make_client, need_postgres, run_job
+from test_server import ADMIN, READ, add_device, bearer, make_client, run_job
 
 from lut_store import Store, crud
-from lut_store.testing import empty_store
 from searchspace import fbnet_space
 from server.cache import LutCache
 
 KEY = fbnet_space(32).layers[5].entry("k5_e6")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A migrated store on SQLite, then on PostgreSQL."""
-    if request.param == "postgres":
-        need_postgres()
-    s = empty_store(request.param, tmp_path)
-    s.upgrade()
-    yield s
-    s.dispose()
 
 
 @contextmanager

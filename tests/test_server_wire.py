@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -11,10 +10,11 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from testdata import need_postgres
 
 from hwlut.client import Conflict, HwlutClient, Invalid, NotFound, ServerUnreachable, Unauthorized
 from lut_store import Store
-from lut_store.testing import empty_store, postgres_url
+from lut_store.testing import empty_store
 from searchspace import fbnet_space
 from server import Settings, create_app
 
@@ -38,10 +38,8 @@ def _poll(predicate, what: str, deadline_s: float = 20.0) -> None:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def server_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A uvicorn serving a fresh database on 127.0.0.1."""
-    if request.param == "postgres" and postgres_url() is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI needs PostgreSQL: HWLUT_TEST_POSTGRES_URL is not set")
-        pytest.skip("HWLUT_TEST_POSTGRES_URL is not set")
+    if request.param == "postgres":
+        need_postgres()
     store: Store = empty_store(request.param, tmp_path)
     store.upgrade()
     port = _free_port()

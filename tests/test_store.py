@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -10,39 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 from sqlalchemy import func, select, text
+from testdata import REFERENCE_LUTS
 
 from lut_store import SchemaBehind, Store, crud, current_revision, head_revision, read_table, write_table
 from lut_store.models import Job, LutEntry, WorkItem, utcnow
-from lut_store.testing import empty_store, postgres_url
+from lut_store.testing import empty_store
 from searchspace import fbnet_space
-
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-luts"
-if not REFERENCE.is_dir():
-    REFERENCE = Path("/work/shared/data/reference-luts")
-
-
-def _need_postgres() -> None:
-    if postgres_url() is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI needs PostgreSQL: HWLUT_TEST_POSTGRES_URL is not set (scripts/test.sh starts one)")
-        pytest.skip("HWLUT_TEST_POSTGRES_URL is not set")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_kind(request: pytest.FixtureRequest) -> str:
-    """Each store test runs on SQLite and on PostgreSQL."""
-    if request.param == "postgres":
-        _need_postgres()
-    return request.param
-
-
-@pytest.fixture
-def store(db_kind: str, tmp_path: Path) -> Store:
-    """A store migrated to head."""
-    s = empty_store(db_kind, tmp_path)
-    s.upgrade()
-    yield s
-    s.dispose()
 
 
 def _job(store: Store, resolution: int = 32, max_attempts: int = 3) -> int:
@@ -196,7 +168,7 @@ def test_deleting_a_device_cascades(store: Store) -> None:
 
 @pytest.mark.parametrize("name", ["ofa_note10_224.yaml", "proxylessnas_mobile_trim.yaml"])
 def test_reference_tables_survive_the_database(store: Store, name: str) -> None:
-    source = (REFERENCE / name).read_text()
+    source = (REFERENCE_LUTS / name).read_text()
     table = read_table(source, filename=name)
     with store.transaction(write=True) as session:
         device, _ = crud.create_device(session=session, name="phone")
@@ -226,7 +198,7 @@ def test_cli_db_upgrade_and_lut_import_export(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["db", "upgrade", "--db", url])
     assert result.exit_code == 0 and head_revision() in result.output
-    src = REFERENCE / "proxylessnas_mobile_trim.yaml"
+    src = REFERENCE_LUTS / "proxylessnas_mobile_trim.yaml"
     result = runner.invoke(app, ["lut", "import", str(src), "--device", "pixel1", "--db", url])
     assert result.exit_code == 0, result.output
     out = tmp_path / "again.yaml"
