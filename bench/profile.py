@@ -88,6 +88,7 @@ def _repeatability(a: LatencyTable, b: LatencyTable) -> dict[str, Any]:
     diff = np.abs(ratio - 1)
     shift = float(np.median(ratio))
     rest = np.abs(ratio / shift - 1)
+    worst = [int(i) for i in np.argsort(-diff)[:5]]
     return {
         "entries": len(common),
         "median": float(np.median(diff)),
@@ -96,6 +97,10 @@ def _repeatability(a: LatencyTable, b: LatencyTable) -> dict[str, Any]:
         "shift": shift - 1,
         "median_unshifted": float(np.median(rest)),
         "p95_unshifted": float(np.quantile(rest, 0.95)),
+        "worst": [
+            {"key": common[i], "a_us": a.entries[common[i]]["median"], "b_us": b.entries[common[i]]["median"]}
+            for i in worst
+        ],
     }
 
 
@@ -114,6 +119,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="only the first N entries (0: all)")
     parser.add_argument("--every", type=int, default=1, help="only every Nth entry (a spread-out sample)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--normalize", action="store_true", help="sentinel-relative timing (ProtocolConfig.normalize)")
     args = parser.parse_args()
 
     space = load_space("fbnet", resolution=args.resolution)
@@ -122,7 +128,7 @@ def main() -> None:
     names = args.runtimes.split(",")
     runtimes = {name: make_runtime(name, threads=args.threads) for name in names}
     cache = ArtifactCache()
-    cfg = ProtocolConfig()
+    cfg = ProtocolConfig(normalize=args.normalize)
 
     t0 = time.perf_counter()
     wanted = [TRIVIAL_ENTRY, default_sentinel(space), *entries]
@@ -131,7 +137,8 @@ def main() -> None:
     export_s = time.perf_counter() - t0
     print(
         f"FBNet-{args.resolution}: {len(entries)} of {len(space.distinct_entries())} entries, "
-        f"{args.threads} thread(s), {collect_cpu_model()}, Python {platform.python_version()}; "
+        f"{args.threads} thread(s), {collect_cpu_model()}, Python {platform.python_version()}, "
+        f"sentinel-relative timing {'on' if args.normalize else 'off'}; "
         f"export (not timed below) {export_s:.1f} s",
         flush=True,
     )
@@ -184,7 +191,8 @@ def main() -> None:
             f"repeatability median {rep['median']:.2%} [{_verdict(rep['median'], GOALS['repeat_median'])}], "
             f"p95 {rep['p95']:.2%} [{_verdict(rep['p95'], GOALS['repeat_p95'])}]; "
             f"build 1 / build 2 common shift {rep['shift']:+.2%}, around it median "
-            f"{rep['median_unshifted']:.2%}, p95 {rep['p95_unshifted']:.2%}"
+            f"{rep['median_unshifted']:.2%}, p95 {rep['p95_unshifted']:.2%}; largest: "
+            + ", ".join(f"{w['key']} {w['a_us']:.1f}/{w['b_us']:.1f} µs" for w in rep["worst"][:3])
         )
         rows.append(
             f"| {name} {version} | {', '.join(f'{w:.1f} s' for w in walls)} | "

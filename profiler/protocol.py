@@ -18,6 +18,11 @@ what to run and when to stop; the numbers are analysed by the pure
    reference (the median of the accepted sentinel medians so far), the pass's
    samples are dropped and the pass is measured again, at most ``max_redo``
    times; a pass accepted after that is *flagged*. Both counts are reported.
+   With ``normalize`` on, every sample of an accepted pass is also scaled by
+   ``reference / sqrt(head x tail)`` (*sentinel-relative timing*): a drift
+   below the threshold, which the pass keeps, then moves no entry. The LUT
+   then reads "at the batch's reference speed of the machine"; each entry
+   records the median factor it was scaled by (``sentinel_factor``).
 4. **Stopping rule.** After each accepted pass an entry stops when the 95% CI
    of its median is within ``±target_rel_ci`` of it (after at least
    ``min_passes`` passes): stop reason ``"ci"``; or when its accepted
@@ -83,6 +88,7 @@ class ProtocolConfig:
     sentinel_threshold: float = 0.05
     max_redo: int = 3
     seed: int = 0
+    normalize: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -121,6 +127,7 @@ class EntryResult:
     stop_reason: str | None = None
     error: str | None = None
     summary: Summary | None = None
+    factors: list[float] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
@@ -131,7 +138,10 @@ class EntryResult:
         """The LUT file's per-entry record: every statistic, the stop reason, passes and measuring time."""
         if self.summary is None:
             raise ValueError(f"{self.key}: no statistics ({self.error or 'not measured'})")
-        return {**self.summary.to_dict(), "stop_reason": self.stop_reason, "passes": self.passes, "time_s": self.time_s}
+        out = {**self.summary.to_dict(), "stop_reason": self.stop_reason, "passes": self.passes, "time_s": self.time_s}
+        if self.factors:  # sentinel-relative timing (ProtocolConfig.normalize)
+            out["sentinel_factor"] = float(np.median(self.factors))
+        return out
 
 
 @dataclass(frozen=True)
@@ -294,8 +304,12 @@ def measure_batch(
         if not moved:
             references.extend((head, tail))
         finished_now = [results[k] for k in failed]
+        factor = reference / math.sqrt(head * tail) if cfg.normalize and head > 0 and tail > 0 else None
         for key, (samples, spent) in gathered.items():
             res = results[key]
+            if factor is not None:
+                res.factors.append(factor)
+                samples = [x * factor for x in samples]
             res.samples.extend(samples)
             res.passes += 1
             res.time_s += spent

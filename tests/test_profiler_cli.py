@@ -63,3 +63,20 @@ def test_kill_9_leaves_a_valid_partial_file_and_the_rerun_resumes(tmp_path: Path
     assert len(table.provenance["sessions"]) == 2
     assert table.provenance["sessions"][1]["measured"] == 6 - len(kept)
     assert "partial" in done.stderr  # 6 of the space's 112 entries
+
+
+def test_normalize_records_each_entrys_sentinel_factor(tmp_path: Path) -> None:
+    out = tmp_path / "norm.json"
+    args = ["profile", "--runtime", "ort", "-r", "32", "--limit", "3", "--time-cap", "0.3", "--slice", "0.01"]
+    done = subprocess.run(
+        [sys.executable, "-c", "from hwlut.cli import main; main()", *args, "--normalize", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = LatencyTable.load(out)
+    assert table.provenance["protocol"]["normalize"] is True
+    assert len(table.entries) == 3
+    for stats in table.entries.values():
+        assert 0.5 < stats["sentinel_factor"] < 2.0

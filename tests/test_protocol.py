@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +125,36 @@ def test_slow_spell_in_one_pass_is_detected_and_redone() -> None:
         assert set(result.entries[key].samples) == {base}  # no sample of the slow pass was kept
         assert result.entries[key].stop_reason == "ci"
     assert result.sentinel_record()["passes_redone"] == 1
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_sentinel_relative_timing_cancels_a_drift_below_the_threshold(normalize: bool) -> None:
+    """A 3% slow-down in one pass is kept (below 5%); normalised, it moves no entry's samples."""
+    clock, log = FakeClock(), []
+    items = _batch(clock, log, a=100.0, b=300.0)
+    for _, m in items:
+        m.jitter = 0.0
+
+    def on_pass(report: Any) -> None:
+        if report.accepted and report.index == 0:
+            clock.factor = 1.03
+        elif report.accepted and report.index == 1:
+            clock.factor = 1.0
+
+    cfg = dataclasses.replace(FAST, min_passes=3, normalize=normalize)
+    sentinel = FakeLoaded("sentinel", clock, 50.0, jitter=0.0)
+    result = measure_batch(items, sentinel, cfg, clock=clock, on_pass=on_pass)
+    assert result.passes_redone == 0
+    for key, base in (("a", 100.0), ("b", 300.0)):
+        samples = result.entries[key].samples
+        stats = result.entries[key].stats()
+        if normalize:
+            assert samples == pytest.approx([base] * len(samples))
+            assert stats["sentinel_factor"] == pytest.approx(1.0)
+            assert min(result.entries[key].factors) == pytest.approx(1 / 1.03)
+        else:
+            assert max(samples) == pytest.approx(base * 1.03)  # the slow pass's samples were kept as measured
+            assert "sentinel_factor" not in stats
 
 
 def test_lasting_drift_is_flagged_after_max_redo() -> None:

@@ -146,6 +146,9 @@ def profile(
     warmup_runs: WarmupRunsOpt = 10,
     warmup_time: WarmupTimeOpt = 0.5,
     sentinel_threshold: Annotated[float, typer.Option(min=1e-4, help="Sentinel drift that redoes a pass.")] = 0.05,
+    normalize: Annotated[
+        bool, typer.Option(help="Sentinel-relative timing: scale each pass by the sentinel's drift.")
+    ] = False,
     batch_size: Annotated[int, typer.Option(min=0, help="Entries per interleaved batch (0: all).")] = 0,
     limit: Annotated[int, typer.Option(min=0, help="Only the first N entries of the space (0: all).")] = 0,
     xnnpack: Annotated[bool, typer.Option(help="tflite/adb: XNNPACK delegate.")] = True,
@@ -157,10 +160,13 @@ def profile(
     adb_cpu_mask: Annotated[str | None, typer.Option(help="adb: taskset CPU mask, e.g. f0.")] = None,
     adb_num_runs: Annotated[int, typer.Option(min=1, help="adb: --num_runs per benchmark_model call.")] = 50,
     cache_mode: Annotated[
-        str, typer.Option(help="warm: entries run back to back; cold: caches evicted before every timed run.")
+        str,
+        typer.Option(
+            help="warm: entries run back to back; cold: caches evicted before every timed run; l2: only the L2 evicted."
+        ),
     ] = "warm",
     cache_flush_mb: Annotated[
-        float | None, typer.Option(min=0.01, help="cold: MiB read to evict (default 1.5x LLC, at most 128).")
+        float | None, typer.Option(min=0.01, help="cold/l2: MiB read to evict (default 1.5x LLC, at most 128 / 2x L2).")
     ] = None,
 ) -> None:
     """Profile every distinct entry of a space on this machine (or a phone) into a LUT file."""
@@ -194,6 +200,7 @@ def profile(
         warmup_runs=warmup_runs,
         warmup_time=warmup_time,
         sentinel_threshold=sentinel_threshold,
+        normalize=normalize,
     )
     entries = spec.distinct_entries()
     if limit:
