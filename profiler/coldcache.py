@@ -16,6 +16,11 @@ provenance field). The ``warm`` mode (the default) returns the runtime
 unchanged; its settings carry no ``cache_mode`` key (absent means warm), so
 LUTs measured before this mode existed continue to resume.
 
+The ``l2`` mode reads a buffer of twice one core's L2 cache instead: the L2
+loses the block's weights and activations, the last-level cache keeps them,
+which is where a whole network's layers find their weights when the network
+fits the last-level cache (as FBNet does here: ~20 MB against 480 MiB).
+
 The flushed size is 1.5 x the last-level cache (from
 ``/sys/devices/system/cpu/cpu0/cache``, else ``lscpu``, else 32 MiB), capped
 at :data:`MAX_FLUSH_BYTES`: a virtual machine may report its host's whole L3
@@ -44,12 +49,16 @@ __all__ = [
     "ColdCacheRuntime",
     "cache_mode_of",
     "default_flush_bytes",
+    "l2_cache_bytes",
     "last_level_cache_bytes",
     "with_cache_mode",
 ]
 
-#: ``warm``: entries timed run after run (caches hot); ``cold``: the caches evicted before every run.
-CACHE_MODES = ("warm", "cold")
+#: ``warm``: entries timed run after run (caches hot); ``cold``: the caches evicted before every run;
+#: ``l2``: the L2 evicted before every run (the last-level cache kept).
+CACHE_MODES = ("warm", "cold", "l2")
+#: One core's L2 assumed where the system does not say.
+DEFAULT_L2_BYTES = 2 << 20
 #: The last-level cache assumed where the system does not say.
 DEFAULT_LLC_BYTES = 32 << 20
 #: The most the default flush reads per invocation (128 MiB: ~15 ms on this machine).
@@ -89,6 +98,20 @@ def last_level_cache_bytes(root: str | Path = "/sys/devices/system/cpu/cpu0/cach
     if best is not None:
         return best[1]
     return _lscpu_llc()
+
+
+def l2_cache_bytes(root: str | Path = "/sys/devices/system/cpu/cpu0/cache") -> int | None:
+    """The size of CPU 0's level-2 data or unified cache (one core's), in bytes; None where sysfs does not say."""
+    for index in sorted(Path(root).glob("index*")):
+        try:
+            level = int((index / "level").read_text().strip())
+            kind = (index / "type").read_text().strip()
+            size = _parse_size((index / "size").read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if level == 2 and kind != "Instruction" and size:
+            return size
+    return None
 
 
 def _lscpu_llc() -> int | None:
@@ -158,21 +181,36 @@ class ColdCacheLoaded(Loaded):
 
 
 class ColdCacheRuntime(Runtime):
-    """A runtime whose models run with cold caches; everything else is the wrapped runtime's."""
+    """A runtime whose models run with cold caches (``cold``) or a cold L2 (``l2``); the rest is the wrapped one's."""
 
-    def __init__(self, inner: Runtime, flush_bytes: int | None = None, *, llc_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        inner: Runtime,
+        flush_bytes: int | None = None,
+        *,
+        llc_bytes: int | None = None,
+        mode: str = "cold",
+    ) -> None:
+        if mode not in ("cold", "l2"):
+            raise ValueError(f"cache mode: ColdCacheRuntime flushes for 'cold' or 'l2', not {mode!r}")
         if inner.name == "adb":
-            raise ValueError("cache mode 'cold' evicts this machine's caches; it cannot apply to a phone (adb)")
+            raise ValueError(f"cache mode {mode!r} evicts this machine's caches; it cannot apply to a phone (adb)")
         self.inner = inner
+        self.mode = mode
         self.threads = inner.threads
         self.name = inner.name
         self.format = inner.format
         self.llc_bytes = llc_bytes if llc_bytes is not None else last_level_cache_bytes()
-        self.flush_bytes = int(flush_bytes) if flush_bytes else default_flush_bytes(self.llc_bytes or DEFAULT_LLC_BYTES)
+        if flush_bytes:
+            self.flush_bytes = int(flush_bytes)
+        elif mode == "l2":
+            self.flush_bytes = 2 * (l2_cache_bytes() or DEFAULT_L2_BYTES)
+        else:
+            self.flush_bytes = default_flush_bytes(self.llc_bytes or DEFAULT_LLC_BYTES)
         self._flusher: CacheFlusher | None = None
 
     def __repr__(self) -> str:
-        return f"ColdCacheRuntime({self.inner!r}, flush_bytes={self.flush_bytes})"
+        return f"ColdCacheRuntime({self.inner!r}, mode={self.mode!r}, flush_bytes={self.flush_bytes})"
 
     @property
     def flusher(self) -> CacheFlusher:
@@ -186,21 +224,21 @@ class ColdCacheRuntime(Runtime):
         return ColdCacheLoaded(self.inner.load(path, input_shape), self.flusher)
 
     def settings(self) -> dict[str, Any]:
-        """The wrapped runtime's settings plus ``cache_mode: cold`` and the flushed and detected sizes."""
+        """The wrapped runtime's settings plus ``cache_mode`` and the flushed and detected sizes."""
         return {
             **self.inner.settings(),
-            "cache_mode": "cold",
+            "cache_mode": self.mode,
             "cache_flush_bytes": self.flush_bytes,
             "last_level_cache_bytes": self.llc_bytes,
         }
 
 
 def with_cache_mode(runtime: Runtime, mode: str = "warm", *, flush_bytes: int | None = None) -> Runtime:
-    """``runtime`` as is (``warm``) or wrapped to evict the caches before every timed run (``cold``)."""
+    """``runtime`` as is (``warm``), or wrapped to evict the caches (``cold``) or the L2 (``l2``) before timed runs."""
     if mode == "warm":
         return runtime
-    if mode == "cold":
-        return ColdCacheRuntime(runtime, flush_bytes)
+    if mode in ("cold", "l2"):
+        return ColdCacheRuntime(runtime, flush_bytes, mode=mode)
     raise ValueError(f"cache mode: unknown {mode!r}; known: {', '.join(CACHE_MODES)}")
 
 

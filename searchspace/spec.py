@@ -37,6 +37,7 @@ from .ops import FBNET_CANDIDATES, Candidate, parse_candidate
 
 __all__ = [
     "BUILTIN_SPACES",
+    "NAMED_ARCHITECTURES",
     "Architecture",
     "ArchitectureError",
     "HeadSpec",
@@ -341,8 +342,13 @@ class SpaceSpec:
     def decode(self, text: str | Sequence[str]) -> Architecture:
         """Parse ``k3_e1,skip,...`` (or a list of names) into an architecture of this space.
 
-        Raises :class:`ArchitectureError` naming the layer and the problem.
+        A name of :data:`NAMED_ARCHITECTURES` for this space (``fbnet-c``)
+        stands for its op list. Raises :class:`ArchitectureError` naming the
+        layer and the problem.
         """
+        if isinstance(text, str) and "," not in text:
+            named = NAMED_ARCHITECTURES.get(self.name, {})
+            text = named.get(text.strip().lower().replace("_", "-"), text)
         ops = [p.strip() for p in text.split(",")] if isinstance(text, str) else [str(p) for p in text]
         layers = self.layers
         if len(ops) != len(layers):
@@ -425,6 +431,20 @@ def fbnet_space(
 
 
 BUILTIN_SPACES = {"fbnet": fbnet_space}
+
+#: Published architectures of a space, by name (``SpaceSpec.decode("fbnet-c")``). FBNet-A/B/C: the
+#: searched networks of Wu et al. (CVPR 2019), Figure 4, as in FBNet's model definitions
+#: (``ir_k5_s2`` there is ``k5_e1_g2`` here). They keep the space's head (FBNet-A used 1504 channels).
+NAMED_ARCHITECTURES: dict[str, dict[str, str]] = {
+    "fbnet": {
+        "fbnet-a": "skip,k3_e3,k3_e1,skip,skip,k5_e6,k3_e3,k5_e1,k3_e3,k5_e6,k5_e3,k5_e1_g2,k5_e6,"
+        "k3_e6,k5_e1_g2,k5_e1,k3_e1_g2,k5_e6,k5_e6,k5_e3,k5_e6,k5_e6",
+        "fbnet-b": "k3_e1,k3_e6,k5_e1,k3_e1,k3_e1,k5_e6,k5_e3,k3_e6,k5_e6,k5_e6,k5_e1,skip,k5_e3,"
+        "k5_e6,k3_e1,k5_e1,k5_e3,k5_e6,k5_e1,k5_e6,k5_e6,k3_e6",
+        "fbnet-c": "k3_e1,k3_e6,skip,k3_e1,k3_e1,k5_e6,k5_e3,k5_e6,k3_e6,k5_e6,k5_e3,k5_e6,k5_e6,"
+        "k5_e6,k5_e6,k5_e6,k5_e3,k5_e6,k5_e6,k5_e6,k5_e6,k3_e6",
+    },
+}
 
 
 def load_space(name_or_path: str | Path = "fbnet", *, resolution: int | None = None) -> SpaceSpec:

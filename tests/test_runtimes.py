@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,25 @@ def test_make_runtime_names() -> None:
     assert make_runtime("ort", threads=2).settings()["threads"] == 2
     with pytest.raises(ValueError, match="known: ort, tflite"):
         make_runtime("tvm")
+
+
+def test_ort_io_binding_gives_the_same_outputs_and_says_so() -> None:
+    import numpy as np
+
+    from profiler.export import ArtifactCache, entry_target
+
+    entry = load_space("fbnet", resolution=32).layers[3].entry("k5_e6")
+    artifact = ArtifactCache().get(entry_target(entry), "onnx")
+    plain, bound = make_runtime("ort"), make_runtime("ort", io_binding=True)
+    assert "io_binding" not in plain.settings()  # absent means off: older LUTs keep resuming
+    assert bound.settings()["io_binding"] is True
+    a = plain.load(artifact.path, artifact.input_shape)
+    b = bound.load(artifact.path, artifact.input_shape)
+    try:
+        x = np.random.default_rng(3).standard_normal(artifact.input_shape, dtype=np.float32)
+        np.testing.assert_allclose(a.infer(x), b.infer(x), rtol=1e-5, atol=1e-6)
+        b.run_once()  # on the bound input and preallocated output
+        assert b.timed_run(time.perf_counter_ns) > 0
+    finally:
+        a.close()
+        b.close()

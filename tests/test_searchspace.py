@@ -116,6 +116,20 @@ def test_architecture_round_trip_and_entries() -> None:
         assert set(entries) <= set(space.distinct_entries())
 
 
+@pytest.mark.parametrize("resolution", [224, 32])
+def test_named_fbnet_architectures_decode_by_name(resolution: int) -> None:
+    space = fbnet_space(resolution)
+    a, b, c = (space.decode(name) for name in ("fbnet-a", "FBNet_B", "fbnet-c"))
+    assert len({a, b, c}) == 3
+    assert [len(x.ops) for x in (a, b, c)] == [22, 22, 22]
+    # FBNet-A starts with a skip and uses shuffle-group blocks; FBNet-C is mostly k5_e6 (paper, Figure 4)
+    assert a.ops[0] == "skip" and "k5_e1_g2" in a.ops and "k3_e1_g2" in a.ops
+    assert c.ops.count("k5_e6") == 12 and c.ops[-1] == "k3_e6"
+    assert space.decode(c.encode()) == c
+    with pytest.raises(ArchitectureError, match="expected 22 ops"):
+        space.decode("fbnet-d")
+
+
 @pytest.mark.parametrize(
     "text, match",
     [
