@@ -1,10 +1,11 @@
-"""Benchmark of LUT accuracy: raw and calibrated predictions of whole networks, warm and cold-cache LUTs.
+"""Benchmark of LUT accuracy: raw and calibrated predictions of whole networks, LUTs built in each cache mode.
 
 For each runtime (onnxruntime and LiteRT by default), in one run:
 
 1. draws ``--n`` validation architectures of FBNet with ``--seed``;
 2. builds a LUT in each cache mode (``warm``: the default protocol;
-   ``cold``: caches evicted before every timed run, :mod:`profiler.coldcache`),
+   ``l2``: the L2 evicted before every timed run; ``cold``: every cache level
+   evicted, :mod:`profiler.coldcache`),
    or continues / reuses the files of ``--lut-dir`` (and ``--lut-ort`` /
    ``--lut-tflite`` for the warm LUT);
 3. measures the networks end to end once, interleaved, with the same protocol
@@ -67,8 +68,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--n", type=int, default=50, help="validation networks")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draw and of the fit/held-out split")
-    parser.add_argument("--modes", default="warm,cold", help=f"cache modes of the LUTs ({', '.join(CACHE_MODES)})")
-    parser.add_argument("--cold-flush-mb", type=float, default=None, help="cold: MiB read before each run")
+    parser.add_argument("--modes", default="warm,l2", help=f"cache modes of the LUTs ({', '.join(CACHE_MODES)})")
+    parser.add_argument("--cold-flush-mb", type=float, default=None, help="cold/l2: MiB read before each run")
     parser.add_argument("--calibration", default="linear", help="linear, scale or offset")
     parser.add_argument("--lut-dir", type=Path, default=None, help="keep (and reuse) the LUTs here")
     parser.add_argument("--lut-ort", type=Path, default=None, help="the warm onnxruntime LUT (reused / continued)")
