@@ -87,7 +87,11 @@ _BY_STATUS: dict[int, type[ApiError]] = {
 
 @dataclass(frozen=True)
 class WorkItem:
-    """A leased work item: measure :attr:`entry`, upload with :attr:`item_id`."""
+    """A leased work item to measure; its result is uploaded with :attr:`item_id`.
+
+    Kind ``entry``: a LUT entry (:attr:`entry`); kind ``network``: a whole
+    validation network (:attr:`arch`).
+    """
 
     item_id: int
     key: str
@@ -97,8 +101,13 @@ class WorkItem:
 
     @property
     def entry(self) -> Entry:
-        """The LUT entry to measure."""
+        """The LUT entry to measure (an item of kind ``entry``)."""
         return Entry(**self.fields)
+
+    @property
+    def arch(self) -> str:
+        """The validation network's architecture (an item of kind ``network``)."""
+        return str(self.fields["arch"])
 
 
 @dataclass(frozen=True)
@@ -214,8 +223,13 @@ class HwlutClient:
         lease_seconds: float = 300.0,
         max_attempts: int = 3,
         entries: Sequence[str] | None = None,
+        validation: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A profiling job for ``device``: its work items are the space's distinct entries (or only ``entries``)."""
+        """A profiling job for ``device``: its work items are the space's distinct entries (or only ``entries``).
+
+        ``validation`` (``{"n": int, "seed": int, "archs": [str]}``) adds
+        validation networks that the job's agents measure beside the entries.
+        """
         body = {
             "space": space if isinstance(space, str) else dict(space),
             "resolution": resolution,
@@ -227,6 +241,8 @@ class HwlutClient:
         }
         if entries is not None:
             body["entries"] = list(entries)
+        if validation is not None:
+            body["validation"] = dict(validation)
         return self._json("POST", f"/v1/devices/{device}/jobs", json=body)
 
     def job(self, job_id: int) -> dict[str, Any]:
@@ -236,6 +252,10 @@ class HwlutClient:
     def jobs(self, device: str) -> list[dict[str, Any]]:
         """A device's jobs and imported LUTs, newest first."""
         return self._json("GET", f"/v1/devices/{device}/jobs")
+
+    def failed(self, job_id: int) -> list[dict[str, Any]]:
+        """Items of a job that failed for good: ``[{"item_id", "key", "attempts", "error"}]``."""
+        return self._json("GET", f"/v1/jobs/{job_id}/failed")
 
     def claim(self, job_id: int, *, agent: str, max_items: int = 16, lease_seconds: float | None = None) -> Lease:
         """Lease up to ``max_items`` items (an empty lease when nothing is left)."""
@@ -329,6 +349,17 @@ class HwlutClient:
     def upload_accuracy(self, device: str, report: Mapping[str, Any], *, lut: str | int = "latest") -> dict[str, Any]:
         """Store a LUT's validation (:meth:`profiler.validate.ValidationResult.to_dict`); returns it as stored."""
         return self._json("PUT", f"/v1/devices/{device}/luts/{lut}/accuracy", json=dict(report))
+
+    def add_validation(
+        self, device: str, *, lut: str | int = "latest", n: int = 30, seed: int = 0, archs: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """Add validation networks to a profiling job, for the device's agents to measure.
+
+        Returns ``{"lut", "job_status", "archs", "added", "validation"}``; the
+        server computes the LUT's accuracy when they are measured (:meth:`accuracy`).
+        """
+        body = {"n": n, "seed": seed, "archs": list(archs)}
+        return self._json("POST", f"/v1/devices/{device}/luts/{lut}/validation", json=body)
 
     def accuracy(self, device: str, *, lut: str | int = "latest") -> dict[str, Any]:
         """A LUT's stored validation: ``report`` (rows, figures, calibration), ``plan``, ``networks``."""

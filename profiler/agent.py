@@ -38,6 +38,17 @@ Crashes and stops:
 A job says how it is measured in its ``options``: ``protocol`` (fields of
 :class:`profiler.protocol.ProtocolConfig`), ``xnnpack``, ``optimization``,
 ``entries`` (a job restricted to some entries).
+
+Validation networks: a job may hold work items of kind ``network`` (a whole
+architecture of the job's space, ``fields["arch"]``), spread among its
+entries. A claimed batch's networks are exported through the artifact cache
+(:func:`profiler.export.network_target`, the batch's missing ones in one
+:func:`profiler.export.export_many`), loaded with the job's runtime and
+measured in the same :func:`~profiler.protocol.measure_batch` call as the
+batch's entries (same sentinel, same passes), so a slow spell touches both
+alike; their results go through the same outbox and upload. The server
+stores them apart from the LUT and computes the LUT's accuracy from them. A
+complete job whose validation networks are not all measured is still served.
 """
 
 from __future__ import annotations
@@ -54,7 +65,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from searchspace import Entry, SpaceSpec, parse_key
+from searchspace import ArchitectureError, Entry, SpaceSpec, parse_key, validation_archs
 
 from .protocol import TRIVIAL_ENTRY, PassReport, ProtocolConfig, measure_batch, measure_single
 from .provenance import collect_host, mismatches
@@ -69,8 +80,10 @@ __all__ = [
     "Outbox",
     "SettingsMismatch",
     "canonical_runtime",
+    "job_is_open",
     "job_protocol",
     "runtime_for_job",
+    "validation_open",
 ]
 
 #: A job's ``runtime`` as people write it → the agent's runtime name.
@@ -324,9 +337,47 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, ServerUnreachable) or (isinstance(exc, ApiError) and exc.status >= 500)
 
 
+def validation_open(job: dict[str, Any]) -> int:
+    """How many of a job's validation networks are still pending or leased (0 for a record without them)."""
+    counts = job.get("validation") or {}
+    return int(counts.get("pending", 0)) + int(counts.get("leased", 0))
+
+
+def job_is_open(job: dict[str, Any]) -> bool:
+    """Whether a job (as the server shows it) has work left: entries, or validation networks of a complete job."""
+    if job.get("kind", "profile") != "profile":
+        return False
+    return job["status"] in ("pending", "running") or (job["status"] == "complete" and validation_open(job) > 0)
+
+
+def _claimable(job: dict[str, Any]) -> int:
+    """Items of a job that are pending now (entries and validation networks)."""
+    return int(job["progress"]["pending"]) + int((job.get("validation") or {}).get("pending", 0))
+
+
+def _unmeasured_networks(job: dict[str, Any], space: SpaceSpec) -> list[str]:
+    """A job's validation networks when none is measured yet (drawn again from ``options["validation"]``).
+
+    Exported with the entries before the first claim, in one grouped
+    parallel export. Once some are measured, which are left is not known
+    here: each claimed batch exports its own (:meth:`_JobState.prefetch_networks`).
+    """
+    counts = job.get("validation") or {}
+    rounds = (job.get("options") or {}).get("validation")
+    if not counts.get("pending") or counts.get("pending") != counts.get("total") or not isinstance(rounds, list):
+        return []
+    out: list[str] = []
+    try:
+        for plan in rounds:
+            out += validation_archs(space, int(plan.get("n", 0)), int(plan.get("seed", 0)), plan.get("archs") or [])
+    except (ArchitectureError, TypeError, ValueError, AttributeError):
+        return []
+    return list(dict.fromkeys(out))
+
+
 @dataclass
 class _JobState:
-    """What serving one job needs, prepared once: runtime, protocol, provenance, the loaded sentinel."""
+    """What serving one job needs, prepared once: runtime, protocol, provenance, space, the loaded sentinel."""
 
     runtime: Runtime
     config: ProtocolConfig
@@ -334,6 +385,7 @@ class _JobState:
     cache: Any
     overhead_us: float | None = None
     sentinel: Loaded | None = None
+    space: SpaceSpec | None = None
 
     def load(self, entry: Entry) -> Loaded:
         """Load an entry's artifact (exported now when the cache lacks it)."""
@@ -341,6 +393,33 @@ class _JobState:
 
         artifact = self.cache.get(entry_target(entry), self.runtime.format)
         return self.runtime.load(artifact.path, artifact.input_shape)
+
+    def network_label(self, arch: str) -> str:
+        """The artifact label of a whole network of the job's space."""
+        from .export import network_target
+
+        assert self.space is not None
+        return network_target(self.space, arch).label
+
+    def load_network(self, arch: str) -> Loaded:
+        """Load a whole network of the job's space, exported as one artifact (now when the cache lacks it)."""
+        from .export import network_target
+
+        assert self.space is not None
+        artifact = self.cache.get(network_target(self.space, arch), self.runtime.format)
+        return self.runtime.load(artifact.path, artifact.input_shape)
+
+    def prefetch_networks(self, archs: Sequence[str]) -> None:
+        """Export the networks the artifact cache lacks in one grouped, parallel call (a stand-in cache: nothing).
+
+        A failure is left to :meth:`load_network`, which names the network at fault.
+        """
+        from .export import ArtifactCache, export_many, network_target
+
+        if not archs or self.space is None or not isinstance(self.cache, ArtifactCache):
+            return
+        with contextlib.suppress(Exception):
+            export_many(self.cache, [(network_target(self.space, a), self.runtime.format) for a in archs])
 
     def close(self) -> None:
         """Release the sentinel."""
@@ -558,10 +637,9 @@ class Agent:
             job = self._call("job", lambda: client.job(self.config.job_id))
             if job["device"] != self.device:
                 raise AgentError(f"job {job['id']} belongs to device {job['device']!r}, this token to {self.device!r}")
-            return [job] if job["status"] in ("pending", "running") else []
+            return [job] if job_is_open(job) else []
         jobs = self._call("jobs", lambda: client.jobs(self.device))
-        open_ = [j for j in jobs if j["kind"] == "profile" and j["status"] in ("pending", "running")]
-        return sorted(open_, key=lambda j: j["id"])
+        return sorted((j for j in jobs if job_is_open(j)), key=lambda j: j["id"])
 
     def _refusal(self, job: dict[str, Any], serial: str | None) -> str | None:
         """Why this agent may not measure ``job`` (None: it may)."""
@@ -613,12 +691,13 @@ class Agent:
                 self._prepared.pop(job_key).close()
 
     def _finished(self, client: Any, job_id: int) -> bool:
-        progress = self._call("job", lambda: client.job(job_id))["progress"]
-        return progress["pending"] == 0 and progress["leased"] == 0
+        job = self._call("job", lambda: client.job(job_id))
+        progress = job["progress"]
+        return progress["pending"] == 0 and progress["leased"] == 0 and validation_open(job) == 0
 
     def _prepare(self, client: Any, job: dict[str, Any], serial: str | None) -> _JobState:
         """Check the settings, export what the cache lacks, measure the overhead, load the sentinel (once per job)."""
-        from .export import ArtifactCache, entry_target, export_many, exporter_versions
+        from .export import ArtifactCache, entry_target, export_many, exporter_versions, network_target
         from .local import default_sentinel
 
         runtime = runtime_for_job(job, self.config, serial)
@@ -647,11 +726,14 @@ class Agent:
         todo = [e for e in entries if e.key not in (doc.get("entries") or {})]
         self.hooks.job_started(job, runtime, len(todo))
         cache = self._cache if self._cache is not None else ArtifactCache()
-        if todo and isinstance(cache, ArtifactCache):
-            self.hooks.message(f"job {job['id']}: {len(todo) + 2} artifacts: cache checked, missing ones exported")
-            with contextlib.suppress(Exception):  # a failure names itself when that entry is loaded
-                export_many(cache, [(entry_target(e), runtime.format) for e in [TRIVIAL_ENTRY, sentinel, *todo]])
-        state = _JobState(runtime, cfg, provenance, cache)
+        networks = _unmeasured_networks(job, space)
+        if (todo or networks) and isinstance(cache, ArtifactCache):
+            wanted = [(entry_target(e), runtime.format) for e in [TRIVIAL_ENTRY, sentinel, *todo]]
+            wanted += [(network_target(space, a), runtime.format) for a in networks]
+            self.hooks.message(f"job {job['id']}: {len(wanted)} artifacts: cache checked, missing ones exported")
+            with contextlib.suppress(Exception):  # a failure names itself when that item is loaded
+                export_many(cache, wanted)
+        state = _JobState(runtime, cfg, provenance, cache, space=space)
         if doc.get("overhead_us") is None:
             trivial = state.load(TRIVIAL_ENTRY)
             try:
@@ -667,7 +749,7 @@ class Agent:
     def _serve_job(self, client: Any, job: dict[str, Any], serial: str | None) -> bool:
         """Measure ``job``'s items batch by batch until none is left to claim; False when none was claimed."""
         job_key = (job["id"], serial)
-        if job["progress"]["pending"] == 0 and job_key not in self._prepared:
+        if _claimable(job) == 0 and job_key not in self._prepared:
             return False  # nothing to claim now (leased by others, or done)
         state = self._prepared.get(job_key)
         if state is None:
@@ -703,14 +785,17 @@ class Agent:
         self.hooks.batch_started(job_id, lease_id, list(items))
         finished: set[str] = set()
 
+        labels: dict[str, str] = {}  # validation networks: item key -> artifact label
+
         def keep(key: str, stats: dict[str, Any]) -> None:
             item = items[key]
+            extra = {"artifact": labels[key]} if key in labels else {}
             record = {
                 "job_id": job_id,
                 "lease_id": lease_id,
                 "item_id": item.item_id,
                 "key": key,
-                "stats": {**stats, "agent": self.name},
+                "stats": {**stats, "agent": self.name, **extra},
                 "provenance": state.provenance,
                 "overhead_us": state.overhead_us,
             }
@@ -731,10 +816,17 @@ class Agent:
 
         loaded: list[tuple[str, Loaded]] = []
         try:
+            state.prefetch_networks([i.arch for i in lease.items if i.kind == "network"])
             for key, item in items.items():
                 try:
-                    loaded.append((key, state.load(item.entry)))
-                except Exception as exc:  # an entry that cannot be exported or loaded is that entry's failure
+                    if item.kind == "network":
+                        labels[key] = state.network_label(item.arch)
+                        loaded.append((key, state.load_network(item.arch)))
+                    elif item.kind == "entry":
+                        loaded.append((key, state.load(item.entry)))
+                    else:
+                        raise ValueError(f"unknown work item kind {item.kind!r} (this agent measures entry, network)")
+                except Exception as exc:  # an item that cannot be exported or loaded is that item's failure
                     failed(key, f"load: {type(exc).__name__}: {exc}")
 
             def on_pass(report: PassReport) -> None:

@@ -1,8 +1,9 @@
 """Validate a LUT against whole networks measured end to end, here, with the LUT's own protocol.
 
-:func:`validation_archs` draws the validation networks: the named ones first,
-then ``n`` distinct architectures sampled from the LUT's space with a
-recorded seed. :func:`validate_lut` measures them in one interleaved batch
+:func:`validation_archs` (:mod:`searchspace.validation`, re-exported here:
+the server draws a job's validation networks with it too) draws the
+validation networks: the named ones first, then ``n`` distinct architectures
+sampled from the LUT's space with a recorded seed. :func:`validate_lut` measures them in one interleaved batch
 (:func:`profiler.network.measure_networks`; the networks always run warm,
 as a deployed network does, whatever cache mode the LUT was measured in) and
 computes the :class:`profiler.accuracy.AccuracyReport`: raw LUT sums,
@@ -11,21 +12,24 @@ reported on the other half. :func:`write_calibration` stores the calibration
 and the figures in the LUT file (``provenance.calibration`` and
 ``provenance.accuracy``), where the searcher finds them.
 
-Nothing here needs the server: a device agent fetches the LUT, calls
-:func:`validate_lut` and uploads :meth:`ValidationResult.to_dict`.
+Nothing here needs the server: ``hwlut validate --here`` fetches a server's
+LUT, calls :func:`validate_lut` and uploads :meth:`ValidationResult.to_dict`.
+(Through a server the device's agent measures a job's validation networks
+instead, and the server computes the same document;
+:func:`report_from_dict` turns its report back into an :class:`AccuracyReport`.)
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from searchspace import LatencyTable, SpaceSpec
+from searchspace.validation import DEFAULT_NETWORKS, validation_archs
 
-from .accuracy import AccuracyReport, NetworkRow, accuracy_report
+from .accuracy import AccuracyReport, Calibration, Figures, NetworkRow, accuracy_report
 from .coldcache import cache_mode_of
 from .network import NetworkMeasurement, measure_networks
 from .protocol import ProtocolConfig
@@ -38,44 +42,18 @@ __all__ = [
     "ValidationResult",
     "check_runtime",
     "prefetch_networks",
+    "report_from_dict",
     "validate_lut",
     "validation_archs",
     "write_calibration",
 ]
 
-#: Validation networks drawn when none are asked for.
-DEFAULT_NETWORKS = 30
 #: Keys of a runtime's settings that describe how entries were measured, not the runtime itself.
 _MODE_KEYS = ("cache_mode", "cache_flush_bytes", "last_level_cache_bytes")
 
 
 class RuntimeMismatch(ValueError):
     """The runtime given to validate a LUT is not the one (or not set as the one) that measured it."""
-
-
-def validation_archs(
-    space: SpaceSpec, n: int = DEFAULT_NETWORKS, seed: int = 0, named: Sequence[str] = ()
-) -> list[str]:
-    """The named architectures (checked against ``space``), then ``n`` distinct ones drawn with ``seed``.
-
-    The same ``(space, n, seed, named)`` always gives the same list; no
-    architecture appears twice. A space with fewer than ``n`` further
-    architectures gives them all.
-    """
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    out = list(dict.fromkeys(space.decode(a).encode() for a in named))
-    seen = set(out)
-    rng = random.Random(seed)
-    wanted = len(out) + min(n, max(space.num_architectures - len(out), 0))
-    attempts = 0
-    while len(out) < wanted and attempts < 100 * (n + 1):
-        arch = space.sample(rng).encode()
-        attempts += 1
-        if arch not in seen:
-            seen.add(arch)
-            out.append(arch)
-    return out
 
 
 def _runtime_view(settings: dict[str, Any] | None) -> dict[str, Any]:
@@ -234,3 +212,34 @@ def write_calibration(table: LatencyTable, result: ValidationResult, path: str |
     if path is not None:
         table.save(path)
     return table
+
+
+def report_from_dict(doc: Mapping[str, Any]) -> AccuracyReport:
+    """An :class:`AccuracyReport` rebuilt from its ``to_dict()`` (a report a server stored), e.g. to plot it.
+
+    Raises ``KeyError`` / ``TypeError`` / ``ValueError`` for a document that
+    is no such report (the report's own checks apply: a calibration fitted on
+    a held-out network is refused).
+    """
+
+    def figures_of(value: Any) -> Figures | None:
+        return None if value is None else Figures(**value)
+
+    split = doc.get("split") or {}
+    calibration = doc.get("calibration")
+    return AccuracyReport(
+        rows=tuple(
+            NetworkRow(str(r["arch"]), float(r["measured_us"]), float(r["raw_us"]), int(r["entries"]))
+            for r in doc["rows"]
+        ),
+        raw=Figures(**doc["raw"]),
+        raw_held_out=figures_of(doc.get("raw_held_out")),
+        overhead_us=doc.get("overhead_per_invocation_us"),
+        overhead=figures_of(doc.get("overhead")),
+        calibration=None if calibration is None else Calibration.from_dict(calibration),
+        calibrated=figures_of(doc.get("calibrated")),
+        fit_indices=tuple(int(i) for i in split.get("fit", ())),
+        held_out_indices=tuple(int(i) for i in split.get("held_out", ())),
+        split_seed=split.get("seed"),
+        meta=dict(doc.get("meta") or {}),
+    )

@@ -9,6 +9,7 @@ from .lutfile import LatencyTable, LutFileError, MissingEntries
 from .ops import FBNET_CANDIDATES, Candidate, parse_candidate
 from .spec import (
     BUILTIN_SPACES,
+    NAMED_ARCHITECTURES,
     Architecture,
     ArchitectureError,
     HeadSpec,
@@ -20,10 +21,14 @@ from .spec import (
     fbnet_space,
     load_space,
 )
+from .validation import DEFAULT_NETWORKS, NETWORK_KEY_PREFIX, network_item_key, validation_archs
 
 __all__ = [
     "BUILTIN_SPACES",
+    "DEFAULT_NETWORKS",
     "FBNET_CANDIDATES",
+    "NAMED_ARCHITECTURES",
+    "NETWORK_KEY_PREFIX",
     "OPS",
     "Architecture",
     "ArchitectureError",
@@ -41,6 +46,8 @@ __all__ = [
     "StemSpec",
     "fbnet_space",
     "load_space",
+    "network_item_key",
     "parse_candidate",
     "parse_key",
+    "validation_archs",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from lut_store.crud import job_progress
+from lut_store.crud import job_progress, validation_progress
 from lut_store.formats import TableRow
 from lut_store.models import Job
 
@@ -14,7 +14,7 @@ __all__ = ["entry_public", "job_public"]
 
 
 def job_public(*, session: Session, job: Job) -> JobPublic:
-    """A job with its progress."""
+    """A job with the progress of its entries and of its validation networks."""
     return JobPublic(
         id=job.id,
         device=job.device.name,
@@ -32,6 +32,7 @@ def job_public(*, session: Session, job: Job) -> JobPublic:
         created_at=job.created_at,
         completed_at=job.completed_at,
         progress=Progress(**job_progress(session=session, job=job)),
+        validation=Progress(**validation_progress(session=session, job=job)),
     )
 
 

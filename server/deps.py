@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from lut_store import Store
-from lut_store.crud import device_by_token, get_device, get_job
-from lut_store.models import Device, Job, JobStatus
+from lut_store.crud import LUTS_CHANGED, device_by_token, get_device, get_job, mark_luts_changed
+from lut_store.models import Device, Job
 
 from .cache import LutCache
 from .errors import ApiError
@@ -76,19 +76,13 @@ async def get_lut_cache(request: Request) -> LutCache:
 
 StoreDep = Annotated[Store, Depends(get_store)]
 LutCacheDep = Annotated[LutCache, Depends(get_lut_cache)]
-LUTS_CHANGED = "hwlut_luts_changed"
-
-
-def mark_luts_changed(session: Session) -> None:
-    """Say that this write changes which LUTs exist (a device deleted): cached references end on commit."""
-    session.info[LUTS_CHANGED] = True
 
 
 def _luts_changed(session: Session) -> bool:
-    # A job that is complete at the end of a write (completed by it, imported by it) may move `latest`.
-    if session.info.get(LUTS_CHANGED):
-        return True
-    return any(isinstance(obj, Job) and obj.status == JobStatus.COMPLETE for obj in session.identity_map.values())
+    # The store marks the writes that complete a job, import a LUT, store an accuracy report or delete
+    # a device (lut_store.crud.mark_luts_changed); claims, heartbeats and uploads that leave every
+    # LUT as it was (a complete job's validation networks) keep the cache.
+    return bool(session.info.get(LUTS_CHANGED))
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,12 +14,25 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lut_store.crud import StoreError
 
-__all__ = ["ApiError", "BodySizeLimit", "document_body_limit", "install_error_handlers", "problem"]
+__all__ = ["ApiError", "BodySizeLimit", "body_loc", "document_body_limit", "install_error_handlers", "problem"]
 
 
 def problem(status: int, loc: list[str | int], msg: str, kind: str) -> JSONResponse:
     """A JSON error answer."""
     return JSONResponse({"detail": [{"loc": loc, "msg": msg, "type": kind}]}, status_code=status)
+
+
+def body_loc(field: str) -> list[str | int]:
+    """A store error's field (``validation.archs[2]``) as the location of a body field.
+
+    ``["body", "validation", "archs", 2]``: the form request validation uses.
+    """
+    loc: list[str | int] = ["body"]
+    for part in field.split("."):
+        name, *indices = re.split(r"\[(\d+)\]", part)
+        loc.append(name)
+        loc.extend(int(i) for i in indices if i)
+    return loc
 
 
 class ApiError(Exception):

@@ -94,6 +94,23 @@ class TokenPublic(BaseModel):
 
 
 # -- jobs ------------------------------------------------------------------------------
+MAX_NETWORKS = 1000
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1, description="seed of the draw and of the fit/held-out split")]
+ArchText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=4000, pattern=r"^[^\x00]+$"),
+    Field(description="one candidate per searchable layer, joined by commas (what `hwlut space` prints)"),
+]
+
+
+class ValidationPlanIn(Strict):
+    """Validation networks: the named ``archs`` and ``n`` architectures drawn from the space with ``seed``."""
+
+    n: Annotated[int, Field(ge=0, le=MAX_NETWORKS)] = 30
+    seed: Seed = 0
+    archs: Annotated[list[ArchText], Field(max_length=MAX_NETWORKS)] = Field(default_factory=list)
+
+
 class JobCreate(Strict):
     """A profiling job: its work items are the distinct entries of the space."""
 
@@ -108,6 +125,11 @@ class JobCreate(Strict):
         Annotated[list[Annotated[str, StringConstraints(max_length=255)]], Field(min_length=1, max_length=10_000)]
         | None
     ) = Field(None, description="only these entries of the space (keys in any rendering); default: all")
+    validation: ValidationPlanIn | None = Field(
+        None,
+        description="validation networks measured by the job's agents beside the entries (a restricted job "
+        "measures their entries too); the server computes the LUT's accuracy when all are done",
+    )
 
 
 class Progress(BaseModel):
@@ -138,7 +160,8 @@ class JobPublic(BaseModel):
     source_format: str | None
     created_at: datetime
     completed_at: datetime | None
-    progress: Progress
+    progress: Progress = Field(description="the entries: the job's status and its LUT depend on them only")
+    validation: Progress = Field(description="the validation networks (none: all zero)")
 
 
 class FailedItem(BaseModel):
@@ -472,11 +495,30 @@ class AccuracyUpload(Strict):
     networks: Annotated[list[NetworkIn], Field(max_length=100_000)] = Field(default_factory=list)
 
 
+class ValidationRequest(ValidationPlanIn):
+    """Validation networks to add to a profiling job: the named ``archs``, then ``n`` drawn with ``seed``."""
+
+
+class ValidationPublic(BaseModel):
+    """What adding validation networks did: the plan's networks, how many were new, the progress."""
+
+    lut: int
+    job_status: str
+    archs: list[str] = Field(description="the plan's networks, named first (those the job had are not added again)")
+    added: int
+    validation: Progress
+
+
 class AccuracyPublic(BaseModel):
-    """A LUT's stored validation: the uploaded document, with the LUT's id and when it was stored."""
+    """A LUT's stored validation: the uploaded document, with the LUT's id and when it was stored.
+
+    ``source`` is ``upload`` (measured elsewhere, ``PUT …/accuracy``) or
+    ``job`` (computed by the server from the networks the job's agents measured).
+    """
 
     lut: int
     uploaded_at: str
+    source: Literal["upload", "job"] = "upload"
     plan: dict[str, Any] = Field(default_factory=dict)
     lut_cache_mode: str | None = None
     runtime: dict[str, Any] = Field(default_factory=dict)

@@ -23,7 +23,7 @@ import pytest
 from hwlut.cli.quickstart import local_server
 from hwlut.client import HwlutClient, ServerUnreachable
 from profiler.agent import AgentConfig, Outbox, SettingsMismatch, canonical_runtime, runtime_for_job
-from searchspace import fbnet_space
+from searchspace import fbnet_space, network_item_key
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +32,7 @@ FAST = {"target_rel_ci": 0.2, "time_cap_s": 0.1, "warmup_s": 0.05, "slice_s": 0.
 #: Every entry runs to its time cap (the CI target is out of reach): a job that lasts long enough to be interrupted.
 SLOW = {"target_rel_ci": 1e-9, "time_cap_s": 0.5, "warmup_s": 0.05, "slice_s": 0.05, "warmup_runs": 2}
 KEYS = [e.key for e in fbnet_space(32).distinct_entries()[:9]]
+ARCH = ",".join(["k3_e1"] * 22)
 
 
 def poll(predicate: Callable[[], object], what: str, deadline_s: float = 120.0) -> None:
@@ -316,6 +317,121 @@ def test_sigterm_hands_back_the_batch_then_another_agent_finishes(server, tmp_pa
     assert sorted(first.measured() + second.measured()) == sorted(KEYS)
 
 
+def _variant(**changes: str) -> str:
+    """FBNet-32's all-``k3_e1`` network with some layers changed (``l2="k3_e3"``)."""
+    ops = ["k3_e1"] * 22
+    for layer, op in changes.items():
+        ops[int(layer[1:])] = op
+    return ",".join(ops)
+
+
+#: Validation networks that share most of their entries, so that a job of them stays small (20 entries):
+#: their LUT sums need every entry of theirs, which the job then measures.
+JOB_NETS = [_variant(), _variant(l2="k3_e3"), _variant(l6="k5_e1"), _variant(l10="k3_e6")]
+#: Networks added later to the finished job: their entries are those of JOB_NETS.
+MORE_NETS = [_variant(l3="k3_e3"), _variant(l7="k5_e1", l11="k3_e6")]
+
+
+def _batches(agent: AgentProcess) -> list[list[str]]:
+    """The keys an agent measured, batch by batch (``claimed`` lines start a batch)."""
+    out: list[list[str]] = []
+    for line in agent.text().splitlines():
+        if line.startswith("claimed "):
+            out.append([])
+        elif line.startswith("measured ") and out:
+            out[-1] += [p.removeprefix("key=") for p in line.split() if p.startswith("key=")]
+    return out
+
+
+def test_agent_measures_validation_networks_and_the_server_computes_the_accuracy(server, tmp_path, agents) -> None:
+    """32x32 on onnxruntime, end to end: a job with 4 validation networks; then `hwlut validate --device` adds 2."""
+    from typer.testing import CliRunner
+
+    from hwlut.cli import app
+
+    url, admin = server
+    token = register(url, admin)
+    space = fbnet_space(32)
+    job = create_job(url, token, FAST, keys=[KEYS[0]], validation={"n": 0, "archs": JOB_NETS})
+    needed = {e.key for a in JOB_NETS for e in space.entries_of(a)} | {KEYS[0]}
+    assert job["progress"]["total"] == len(needed) and job["validation"]["total"] == len(JOB_NETS)
+    agent = AgentProcess(tmp_path, url, token, "--once", "--batch", "8")
+    agents.append(agent)
+    assert agent.wait() == 0, agent.text()
+    nets = {network_item_key(a) for a in JOB_NETS}
+    assert sorted(agent.measured()) == sorted(needed | nets)
+    # Networks are spread among the entries: a batch that measured one measured entries beside it.
+    batches = _batches(agent)
+    with_nets = [b for b in batches if nets & set(b)]
+    assert len(with_nets) >= 2 and all(set(b) - nets for b in with_nets), batches
+
+    with HwlutClient(url, token=token) as client:
+        state = client.job(job["id"])
+        acc = client.accuracy("box", lut=job["id"])
+        lut = client.lut("box", job["id"])
+        estimate = client.architecture_latency("box", JOB_NETS[1], lut="latest")
+    assert state["status"] == "complete" and state["validation"]["done"] == len(JOB_NETS)
+    rep = acc["report"]
+    assert acc["source"] == "job" and acc["lut"] == job["id"] and [r["arch"] for r in rep["rows"]] == JOB_NETS
+    for row in rep["rows"]:
+        assert row["measured_us"] > 0 and row["raw_us"] == pytest.approx(lut.network_latency(row["arch"]))
+        assert 0.3 < row["raw_us"] / row["measured_us"] < 3.0 and row["entries"] == 26
+    assert rep["raw"]["n"] == 4 and rep["overhead"]["n"] == 4
+    assert rep["overhead_per_invocation_us"] == pytest.approx(lut.overhead_us)
+    assert rep["calibration"]["kind"] == "linear" and rep["calibrated"]["n"] == rep["held_out"] == 2
+    held = {rep["rows"][i]["arch"] for i in rep["split"]["held_out"]}
+    assert len(held) == 2 and held.isdisjoint(rep["calibration"]["fitted_on"])
+    assert [n["arch"] for n in acc["networks"]] == JOB_NETS
+    assert all(n["artifact"].startswith("net-") and n["stats"]["count"] >= 1 for n in acc["networks"])
+    assert acc["runtime"]["runtime"] == "ort" and acc["lut_cache_mode"] == "warm"
+    assert estimate["lut"] == job["id"] and estimate["accuracy"]["networks"] == 4
+    cal = rep["calibration"]
+    assert estimate["calibrated_us"] == pytest.approx(cal["slope"] * estimate["total_us"] + cal["intercept_us"])
+    assert lut.provenance["accuracy"]["networks"] == 4 and lut.provenance["calibration"]["slope"] == cal["slope"]
+
+    # `hwlut validate --device`: adds networks to the finished job, waits for an agent, prints the server's report.
+    out, log = tmp_path / "validate.json", tmp_path / "validate.log"
+    cmd = [sys.executable, "-c", "from hwlut.cli import main; main()", "validate", "--server", url, "--device", "box"]
+    cmd += ["--job", str(job["id"]), "--token", token, "--n", "0", "--json", "--timeout", "120"]
+    cmd += ["--plot", str(tmp_path / "acc.png"), *(x for a in MORE_NETS for x in ("--arch", a))]
+    with open(out, "wb") as stdout, open(log, "wb") as stderr:
+        validating = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env=dict(os.environ))
+    try:
+        poll(lambda: _job(url, token, job["id"])["validation"]["total"] == 6, "hwlut validate adding the networks")
+        with HwlutClient(url, token=token) as client:  # added, not measured: the job and `latest` stay
+            now = client.job(job["id"])
+            assert (now["status"], now["completed_at"], now["progress"]) == (
+                "complete",
+                state["completed_at"],
+                state["progress"],
+            )
+            assert client.lut_and_id("box")[0] == job["id"]
+        second = AgentProcess(tmp_path, url, token, "--once", "--batch", "8")
+        agents.append(second)
+        assert second.wait() == 0, second.text()
+        assert sorted(second.measured()) == sorted(network_item_key(a) for a in MORE_NETS)
+        assert validating.wait(timeout=120) == 0, log.read_text()
+    finally:
+        if validating.poll() is None:
+            validating.kill()
+            validating.wait()
+    doc = json.loads(out.read_text())
+    assert doc["source"] == "job" and doc["lut"] == f"{url} box LUT {job['id']}"
+    assert [r["arch"] for r in doc["report"]["rows"]] == JOB_NETS + MORE_NETS and doc["report"]["networks"] == 6
+    assert "an agent of device 'box' must be running" in log.read_text()
+    assert (tmp_path / "acc.png").read_bytes()[:4] == b"\x89PNG"
+    shown = CliRunner().invoke(
+        app, ["lut", "show", "--device", "box", "--server", url, "--job", str(job["id"])], env={"COLUMNS": "200"}
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "accuracy  6 validation networks" in shown.stdout and "calibration linear" in shown.stdout
+
+
+def _job(url: str, token: str, job_id: int) -> dict:
+    with HwlutClient(url, token=token) as client:
+        return client.job(job_id)
+
+
 def test_cli_register_list_create_status(server) -> None:
     from typer.testing import CliRunner
 
@@ -342,6 +458,16 @@ def test_cli_register_list_create_status(server) -> None:
     assert job["threads"] == 1 and job["runtime"] == "ort" and job["progress"]["total"] == 1
     status = runner.invoke(app, ["job", "status", str(job["id"])], env=env)
     assert status.exit_code == 0 and "0/1 done (0%)" in status.output and "1 pending" in status.output
+    validated = runner.invoke(
+        app,
+        ["job", "create", "--device", "cli-box", "-r", "32", "--validate", "2", "--validate-seed", "3", "--arch", ARCH],
+        env={**env, "HWLUT_TOKEN": token},
+    )
+    assert validated.exit_code == 0, validated.output
+    job = json.loads(validated.output)
+    assert job["validation"]["total"] == 3 and job["options"]["validation"][0]["seed"] == 3
+    status = runner.invoke(app, ["job", "status", str(job["id"])], env=env)
+    assert "validation networks 0/3 done" in status.output and "3 pending" in status.output
     with HwlutClient(url, token=token) as client, pytest.raises(Invalid) as bad:
         client.create_job("cli-box", resolution=32, entries=["tbs_h224_w224_cin3_cout16_s1_k3_e1_g1"])
     assert bad.value.problems[0]["loc"][-1] == "entries[0]"

@@ -48,3 +48,30 @@ def test_quickstart_serves_what_it_measured(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_the_summary_prints_raw_and_calibrated_accuracy_per_runtime() -> None:
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    from hwlut.cli import app
+    from hwlut.cli.quickstart import _accuracy_summary, _Run
+    from profiler.accuracy import NetworkRow, accuracy_report
+
+    def doc(slope: float, intercept: float) -> dict:
+        rows = [NetworkRow(f"net{i}", slope * (1000.0 + 37 * i) + intercept, 1000.0 + 37 * i, 26) for i in range(10)]
+        return {"plan": {"seed": 0}, "report": accuracy_report(rows, overhead_us=1.0).to_dict()}
+
+    runs = [_Run("ort", "onnxruntime", 1, accuracy=doc(1.1, -60.0)), _Run("tflite", "LiteRT", 2, accuracy=doc(1.2, 5))]
+    console = Console(record=True, width=100)
+    _accuracy_summary(console, runs)
+    text = console.export_text()
+    assert "against 10 whole networks" in text and "seed 0" in text
+    lines = [line for line in text.splitlines() if "│ LiteRT" in line or "│ onnxruntime" in line]
+    assert len(lines) == 4 and "raw LUT sum" in lines[0] and "calibrated" in lines[1]
+    assert "│ 5 " in lines[1] and "100%" in lines[1] and re.search(r"[+-]0\.0%", lines[1])  # held out, exact fit
+    assert "onnxruntime calibration: 1.100 × sum -60.0 µs (fitted on 5 networks)" in text
+    assert "LiteRT calibration: 1.200 × sum +5.0 µs" in text
+    # A partial LUT (--limit) cannot price whole networks.
+    refused = CliRunner().invoke(app, ["quickstart", "--quick", "--limit", "5", "--networks", "3"])
+    assert refused.exit_code == 2 and "--networks 0" in refused.output

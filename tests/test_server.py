@@ -175,6 +175,7 @@ WRITES: list[tuple[str, str, Any]] = [
         {"lease_id": "{lease}", "results": [{"item_id": "{item}", "stats": {"median": 1.0}}]},
     ),
     ("POST", "/v1/jobs/{job}/failures", {"lease_id": "{lease}", "item_id": "{item}", "error": "x"}),
+    ("POST", "/v1/devices/{dev}/luts/{job}/validation", {"n": 2, "seed": 1}),
 ]
 ADMIN_ONLY = {"/v1/devices", "/v1/devices/{dev}", "/v1/devices/{dev}/tokens"}
 

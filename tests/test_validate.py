@@ -298,7 +298,7 @@ def test_validate_against_a_real_server_fetches_validates_and_uploads(
             other = client.create_device("other")["token"]
             job_id = client.import_lut("box", json.dumps(table.to_dict()))["id"]
             assert client.architecture_latency("box", arch)["calibrated_us"] is None
-        base = ["validate", "--server", url, "--device", "box", "--runtime", "ort", "--n", "8", "--seed", "5"]
+        base = ["validate", "--server", url, "--device", "box", "--here", "--runtime", "ort", "--n", "8", "--seed", "5"]
         refused = CliRunner().invoke(app, [*base, "--token", other], env={"COLUMNS": "200"})
         assert refused.exit_code == 1 and "not stored" in refused.output
 
@@ -328,12 +328,28 @@ def test_validate_against_a_real_server_fetches_validates_and_uploads(
         assert missing.exit_code == 2 and "nobody" in missing.output
 
 
-def test_validate_needs_a_file_or_a_server_and_device() -> None:
-    neither = CliRunner().invoke(app, ["validate"])
+def test_validate_needs_a_file_or_a_server_and_device(tmp_path: Path) -> None:
+    env = {"HWLUT_SERVER": None, "COLUMNS": "200"}
+    neither = CliRunner().invoke(app, ["validate"], env=env)
     assert neither.exit_code == 2 and "--lut FILE or --server URL" in neither.output
-    no_device = CliRunner().invoke(app, ["validate", "--server", "http://127.0.0.1:9"])
-    assert no_device.exit_code == 2 and "--device" in no_device.output
+    no_device = CliRunner().invoke(app, ["validate", "--server", "http://127.0.0.1:9"], env=env)
+    assert no_device.exit_code == 2 and "--server needs --device" in no_device.output
+    no_server = CliRunner().invoke(app, ["validate", "--device", "d"], env=env)
+    assert no_server.exit_code == 2 and "HWLUT_SERVER" in no_server.output
     no_file = CliRunner().invoke(
-        app, ["validate", "--server", "http://127.0.0.1:9", "--device", "d", "--write-calibration"]
+        app, ["validate", "--server", "http://127.0.0.1:9", "--device", "d", "--write-calibration"], env=env
     )
     assert no_file.exit_code == 2 and "uploaded to the server" in no_file.output
+    lut = tmp_path / "lut.json"
+    lut.write_text("{}")
+    both = CliRunner().invoke(app, ["validate", "--lut", str(lut), "--device", "d"], env=env)
+    assert both.exit_code == 2 and "not both" in both.output
+    # The device's agent measures with the job's settings: options of a measurement here are refused.
+    agent_side = ["validate", "--server", "http://127.0.0.1:9", "--device", "d"]
+    refused = CliRunner().invoke(app, [*agent_side, "--runtime", "ort", "--precision", "0.02"], env=env)
+    assert refused.exit_code == 2 and "--runtime, --precision" in refused.output and "--here" in refused.output
+    here_alone = CliRunner().invoke(app, ["validate", "--lut", str(lut), "--here"], env=env)
+    assert here_alone.exit_code == 2 and "--here" in here_alone.output
+    # HWLUT_SERVER names the server; an unreachable one is exit 1 with its address.
+    away = CliRunner().invoke(app, ["validate", "--device", "d"], env={**env, "HWLUT_SERVER": "http://127.0.0.1:9"})
+    assert away.exit_code == 1 and "127.0.0.1:9" in away.output

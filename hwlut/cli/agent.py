@@ -35,9 +35,12 @@ class CliHooks:
     def job_started(self, job: dict[str, Any], runtime: Any, todo: int) -> None:
         """A job taken."""
         settings = runtime.settings()
+        networks = (job.get("validation") or {}).get("pending", 0)
+        also = f", {networks} validation networks" if networks else ""
         self._say(
             f"job {job['id']}: {job['space_name']} at {job['resolution']}, {settings['runtime']} "
             f"{settings.get('runtime_version', '')} with {settings['threads']} thread(s); {todo} entries to measure"
+            + also
         )
 
     def batch_started(self, job_id: int, lease_id: str, keys: Sequence[str]) -> None:

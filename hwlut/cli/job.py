@@ -32,9 +32,27 @@ def create(
         list[str] | None, typer.Option("--entry", help="Only this entry (key in any rendering; repeat).")
     ] = None,
     lease_seconds: Annotated[float, typer.Option(help="Lease length; agents heartbeat it.")] = 300.0,
+    validate: Annotated[
+        int | None,
+        typer.Option(
+            "--validate",
+            min=0,
+            max=1000,
+            help="Also measure N whole networks drawn from the space (validation: the server computes the "
+            "LUT's accuracy). A job of some entries measures their entries too.",
+        ),
+    ] = None,
+    validate_seed: Annotated[int, typer.Option("--validate-seed", min=0, help="Seed of the draw and split.")] = 0,
+    archs: Annotated[
+        list[str] | None, typer.Option("--arch", help="A named validation network (repeat; implies --validate 0).")
+    ] = None,
     token: Annotated[str | None, typer.Option(help="Admin or device token (default: $HWLUT_TOKEN).")] = None,
 ) -> None:
-    """A job whose work items are the space's distinct entries (admin or the device's token); prints it as JSON."""
+    """A job whose work items are the space's distinct entries (admin or the device's token); prints it as JSON.
+
+    ``--validate N`` (and ``--arch``) adds validation networks that the
+    device's agents measure beside the entries, in the same batches.
+    """
     from hwlut.client import HwlutClient, HwlutError
     from searchspace import BUILTIN_SPACES, load_space
 
@@ -47,6 +65,9 @@ def create(
     protocol = {k: v for k, v in (("target_rel_ci", precision), ("time_cap_s", time_cap)) if v is not None}
     if protocol:
         options["protocol"] = protocol
+    validation = None
+    if validate is not None or archs:
+        validation = {"n": validate or 0, "seed": validate_seed, "archs": list(archs or [])}
     try:
         with HwlutClient(server, token=token or _token()) as client:
             doc = client.create_job(
@@ -58,6 +79,7 @@ def create(
                 options=options,
                 lease_seconds=lease_seconds,
                 entries=entries,
+                validation=validation,
             )
     except HwlutError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -75,14 +97,24 @@ def show(job_id: int, server: ServerOpt = "http://127.0.0.1:8000") -> None:
 
 
 def progress_line(job: dict[str, Any]) -> str:
-    """``job 3 [running] ort, 1 thread: 40/112 done (36%), 16 leased, 56 pending, 0 failed``."""
+    """``job 3 [running] ort, 1 thread: 40/112 done (36%), 16 leased, 56 pending, 0 failed``.
+
+    With validation networks: ``; validation networks 4/10 done, 2 leased, 4 pending, 0 failed``.
+    """
     p = job["progress"]
     share = p["done"] / p["total"] if p["total"] else 1.0
-    return (
+    line = (
         f"job {job['id']} [{job['status']}] device {job['device']}, {job['space_name']} at {job['resolution']}, "
         f"{job['runtime']}, {job['threads'] or 'any'} thread(s): {p['done']}/{p['total']} done ({share:.0%}), "
         f"{p['leased']} leased, {p['pending']} pending, {p['failed']} failed"
     )
+    v = job.get("validation") or {}
+    if v.get("total"):
+        line += (
+            f"; validation networks {v['done']}/{v['total']} done, {v['leased']} leased, "
+            f"{v['pending']} pending, {v['failed']} failed"
+        )
+    return line
 
 
 @app.command("status")

@@ -1,9 +1,15 @@
 """``hwlut lut show FILE``: an hwlut LUT file as a layers × candidates table (ms) and its summary figures.
 
+``hwlut lut show --device NAME [--job ID|latest] [--server URL]`` shows a
+server's LUT the same way (``--server`` defaults to ``$HWLUT_SERVER``).
+
 A file that ``hwlut validate --write-calibration`` has seen also carries the
 validation's accuracy figures (``provenance.accuracy``) and the fitted
-calibration (``provenance.calibration``); both are printed, and ``--json``
-includes them (as ``accuracy`` and ``calibration``, also inside ``summary``).
+calibration (``provenance.calibration``); so does a LUT a server hands out
+once it has an accuracy report (its agents measured the job's validation
+networks, or ``hwlut validate --here`` uploaded one). Both are printed, and
+``--json`` includes them (as ``accuracy`` and ``calibration``, also inside
+``summary``).
 
 The figures come from :mod:`profiler.report` (pure functions of the table);
 this module only renders them with Rich, or prints them as JSON
@@ -13,6 +19,7 @@ this module only renders them with Rich, or prints them as JSON
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,21 +33,37 @@ __all__ = ["show"]
 
 
 def show(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="An hwlut LUT file (JSON).")],
+    file: Annotated[
+        Path | None, typer.Argument(exists=True, dir_okay=False, help="An hwlut LUT file (JSON); or --device.")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="Show this device's LUT on a server instead of a file.")
+    ] = None,
+    server: Annotated[str, typer.Option("--server", envvar="HWLUT_SERVER", help="Server URL.")] = (
+        "http://127.0.0.1:8000"
+    ),
+    job: Annotated[str, typer.Option("--job", help="With --device: a job id or latest.")] = "latest",
     as_json: Annotated[bool, typer.Option("--json", help="Print the grid and the figures as JSON (µs).")] = False,
     all_missing: Annotated[bool, typer.Option("--all-missing", help="List every missing key, not only 10.")] = False,
 ) -> None:
     """Print a LUT's table (layers × candidates, ms), summary figures, accuracy figures and calibration."""
     from profiler.report import fixed_rows, layer_grid, lut_summary
 
-    try:
-        table = LatencyTable.load(file)
-    except (LutFileError, KeyError, TypeError, ValueError) as exc:
-        raise typer.BadParameter(f"{file}: {exc}", param_hint="FILE") from None
+    if (file is None) == (device is None):
+        raise typer.BadParameter("give a LUT FILE or --device NAME (a server's LUT)", param_hint="FILE/--device")
+    if device is not None:
+        table, label = _from_server(server, device, job)
+    else:
+        assert file is not None
+        try:
+            table = LatencyTable.load(file)
+        except (LutFileError, KeyError, TypeError, ValueError) as exc:
+            raise typer.BadParameter(f"{file}: {exc}", param_hint="FILE") from None
+        label = str(file)
     summary, grid, fixed = lut_summary(table), layer_grid(table), fixed_rows(table)
     if as_json:
         doc = {
-            "file": str(file),
+            "file": label,
             "summary": summary,
             "grid": grid,
             "fixed": fixed,
@@ -52,7 +75,23 @@ def show(
     console = Console()
     console.print(_grid_table(summary, grid))
     console.print(_fixed_table(fixed))
-    _print_summary(console, file, summary, all_missing)
+    _print_summary(console, label, summary, all_missing)
+
+
+def _from_server(server: str, device: str, job: str) -> tuple[LatencyTable, str]:
+    """A server's LUT and how to name it; exit 1 when the server is away or refuses."""
+    from hwlut.client import HwlutClient, HwlutError
+
+    try:
+        with HwlutClient(server, token=os.environ.get("HWLUT_TOKEN")) as client:
+            job_id, table = client.lut_and_id(device, job)
+    except HwlutError as exc:
+        typer.echo(f"error: {server}: LUT {job} of {device!r}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except (LutFileError, KeyError, TypeError, ValueError) as exc:
+        typer.echo(f"error: {server}: LUT {job} of {device!r} is no hwlut LUT: {exc}", err=True)
+        raise typer.Exit(1) from None
+    return table, f"{server.rstrip('/')} {device} LUT {job_id}"
 
 
 def _ms(us: float | None) -> str:
@@ -105,7 +144,7 @@ def _pct(x: float | None, digits: int = 2) -> str:
     return "n/a" if x is None else f"{x:.{digits}%}"
 
 
-def _print_summary(console: Console, file: Path, s: dict[str, Any], all_missing: bool) -> None:
+def _print_summary(console: Console, file: str, s: dict[str, Any], all_missing: bool) -> None:
     def line(text: str) -> None:
         console.print(text, highlight=False)
 

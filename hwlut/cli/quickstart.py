@@ -8,7 +8,13 @@ FBNet space on onnxruntime and one on LiteRT (1 thread each); exports every
 entry of the space in both formats in one grouped, parallel export; runs an
 agent (:mod:`profiler.agent`) for each job in this process; writes each LUT
 to a file; and prints a summary (entries, wall time, fastest and slowest
-block per layer, noise figures) and where to look next.
+block per layer, noise figures, accuracy) and where to look next.
+
+Each job also holds validation networks (``--networks``: 10 with ``--quick``,
+30 otherwise; seed 0), exported up front with the entries and measured by
+the agent in the same batches as the entries; the server computes each
+LUT's accuracy from them, and the summary prints, per runtime, how well the
+raw LUT sums and the calibrated ones (held-out networks only) predict them.
 
 ``--quick`` profiles the 32x32 variant with a looser protocol (±3% CI or
 0.25 s per entry); the default profiles the 224x224 space with the default
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import re
 import secrets
@@ -37,7 +44,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["FULL_PROTOCOL", "QUICK_PROTOCOL", "local_server", "quickstart"]
+__all__ = ["FULL_NETWORKS", "FULL_PROTOCOL", "QUICK_NETWORKS", "QUICK_PROTOCOL", "local_server", "quickstart"]
 
 #: The protocol of ``--quick`` (32x32): coarse but fast.
 QUICK_PROTOCOL: dict[str, Any] = {
@@ -49,6 +56,11 @@ QUICK_PROTOCOL: dict[str, Any] = {
 }
 #: The protocol of the full run (224x224): the default ±1% CI, a 2 s cap per entry.
 FULL_PROTOCOL: dict[str, Any] = {"time_cap_s": 2.0}
+#: Validation networks per job: ``--quick`` and the full run.
+QUICK_NETWORKS = 10
+FULL_NETWORKS = 30
+#: The seed of the validation networks' draw and of the fit/held-out split.
+VALIDATION_SEED = 0
 
 RUNTIMES = (("ort", "onnxruntime"), ("tflite", "LiteRT"))
 
@@ -121,6 +133,7 @@ class _Run:
     drifts: list[float] = field(default_factory=list)
     lut: Any = None
     path: Path | None = None
+    accuracy: dict[str, Any] | None = None
 
 
 class _QuickHooks:
@@ -133,7 +146,8 @@ class _QuickHooks:
         self.progress.console.print(f"  [dim]{text}[/dim]")
 
     def job_started(self, job: dict[str, Any], runtime: Any, todo: int) -> None:
-        self.progress.update(self.task, total=job["progress"]["total"], completed=job["progress"]["done"])
+        p, v = job["progress"], job.get("validation") or {"total": 0, "done": 0}
+        self.progress.update(self.task, total=p["total"] + v["total"], completed=p["done"] + v["done"])
 
     def batch_started(self, job_id: int, lease_id: str, keys: Any) -> None:
         self.progress.update(self.task, description=f"{self.run.label}: measuring a batch of {len(keys)}")
@@ -171,6 +185,16 @@ def quickstart(
         int | None,
         typer.Option(min=1, help="Only the first N entries of the space (a smoke test; the LUT is partial)."),
     ] = None,
+    networks: Annotated[
+        int | None,
+        typer.Option(
+            "--networks",
+            min=0,
+            max=1000,
+            help=f"Validation networks per job (default {QUICK_NETWORKS} with --quick, {FULL_NETWORKS} otherwise; "
+            "none with --limit, whose partial LUT cannot price them).",
+        ),
+    ] = None,
 ) -> None:
     """Start the server, register this CPU, profile FBNet on onnxruntime and LiteRT with agents, summarise."""
     from hwlut.paths import hwlut_home
@@ -178,12 +202,27 @@ def quickstart(
     console = Console()
     home = hwlut_home()
     started = time.perf_counter()
+    if networks is None:
+        networks = 0 if limit else QUICK_NETWORKS if quick else FULL_NETWORKS
+    elif networks and limit:
+        raise typer.BadParameter(
+            "--limit profiles part of the space: its LUT cannot price whole networks (give --networks 0)",
+            param_hint="--networks",
+        )
     if server is not None:
         admin = token or os.environ.get("HWLUT_ADMIN_TOKEN")
         if not admin:
             raise typer.BadParameter("an existing server needs its admin token (--token or HWLUT_ADMIN_TOKEN)")
         _main(
-            console, server, admin, quick=quick, device=device, out=out or home / "luts", started=started, limit=limit
+            console,
+            server,
+            admin,
+            quick=quick,
+            device=device,
+            out=out or home / "luts",
+            started=started,
+            limit=limit,
+            networks=networks,
         )
         return
     with console.status("starting the server (SQLite under HWLUT_HOME, migrations applied)…"):
@@ -191,7 +230,17 @@ def quickstart(
         url, admin, proc = ctx.__enter__()
     try:
         console.print(f"server: {url} (database {home / 'hwlut.db'}, log {home / 'quickstart-server.log'})")
-        _main(console, url, admin, quick=quick, device=device, out=out or home / "luts", started=started, limit=limit)
+        _main(
+            console,
+            url,
+            admin,
+            quick=quick,
+            device=device,
+            out=out or home / "luts",
+            started=started,
+            limit=limit,
+            networks=networks,
+        )
         if serve:
             console.print(
                 f"\nThe server keeps running on {url} (Ctrl-C stops it). Admin token of this session:\n  {admin}"
@@ -212,16 +261,17 @@ def _main(
     out: Path,
     started: float,
     limit: int | None = None,
+    networks: int = 0,
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from hwlut.client import Conflict, HwlutClient
+    from hwlut.client import Conflict, HwlutClient, NotFound
     from profiler.agent import Agent, AgentConfig, AgentError
-    from profiler.export import ArtifactCache, entry_target, export_many
+    from profiler.export import ArtifactCache, entry_target, export_many, network_target
     from profiler.local import default_sentinel
     from profiler.protocol import TRIVIAL_ENTRY
     from profiler.provenance import collect_host
-    from searchspace import LatencyTable, load_space
+    from searchspace import LatencyTable, load_space, validation_archs
 
     resolution = 32 if quick else 224
     protocol = QUICK_PROTOCOL if quick else FULL_PROTOCOL
@@ -250,17 +300,21 @@ def _main(
                 threads=1,
                 options={"protocol": protocol},
                 entries=[e.key for e in entries] if limit else None,
+                validation={"n": networks, "seed": VALIDATION_SEED} if networks else None,
             )
             runs.append(_Run(rt, label, job["id"]))
+    archs = validation_archs(space, networks, VALIDATION_SEED)  # the server draws the same networks
+    also = f" and {len(archs)} validation networks (seed {VALIDATION_SEED})" if archs else ""
     console.print(
         f"jobs: {', '.join(f'{r.job_id} ({r.label})' for r in runs)}: FBNet {resolution}x{resolution}, "
-        f"{len(entries)} entries each, 1 thread"
+        f"{len(entries)} entries each{also}, 1 thread"
     )
 
     cache = ArtifactCache()
     sentinel = default_sentinel(space)
     unique = list({e.key: e for e in [TRIVIAL_ENTRY, sentinel, *entries]}.values())
     wanted = [(entry_target(e), fmt) for fmt in ("onnx", "tflite") for e in unique]
+    wanted += [(network_target(space, a), fmt) for fmt in ("onnx", "tflite") for a in archs]
     t0 = time.perf_counter()
     missing = sum(1 for target, fmt in wanted if cache.lookup(target, fmt) is None)
     with console.status(f"exporting {missing} of {len(wanted)} artifacts the cache lacks (grouped, parallel)…"):
@@ -271,7 +325,7 @@ def _main(
     for run in runs:
         t0 = time.perf_counter()
         with Progress(*columns, console=console) as progress:
-            task = progress.add_task(f"{run.label}: preparing", total=len(entries))
+            task = progress.add_task(f"{run.label}: preparing", total=len(entries) + len(archs))
             config = AgentConfig(
                 server=url,
                 token=device_token,
@@ -289,14 +343,21 @@ def _main(
                 raise typer.Exit(1) from None
         run.wall_s = time.perf_counter() - t0
         with HwlutClient(url, token=device_token) as client:
+            if archs:
+                try:
+                    run.accuracy = client.accuracy(name, lut=run.job_id)
+                except NotFound:
+                    console.print(f"[yellow]{run.label}: no accuracy report (the validation networks failed?)[/]")
             text = client.lut_text(name, run.job_id)
-        run.lut = LatencyTable.from_dict(__import__("json").loads(text))
+        run.lut = LatencyTable.from_dict(json.loads(text))
         run.path = out / f"{name}-fbnet{resolution}-{run.runtime}.json"
         run.path.parent.mkdir(parents=True, exist_ok=True)
-        run.path.write_text(text)
-        console.print(f"{run.label}: {len(run.lut.entries)} entries in {run.wall_s:.1f} s → {run.path}")
+        run.path.write_text(text)  # with the server's accuracy report in its provenance
+        also = f" and {len(archs)} validation networks" if archs else ""
+        console.print(f"{run.label}: {len(run.lut.entries)} entries{also} in {run.wall_s:.1f} s → {run.path}")
 
     _summary(console, space, runs)
+    _accuracy_summary(console, runs)
     first = runs[0]
     key = space.layers[len(space.layers) // 2].entry("k3_e6").key
     if key not in first.lut.entries and first.lut.entries:  # a --limit run
@@ -306,6 +367,8 @@ def _main(
     say(f"\n[bold]Done in {time.perf_counter() - started:.0f} s.[/bold] Where to look next:")
     say(f"  server        {url}  (API docs: {url}/docs)")
     say(f"  one entry     curl -s {url}/v1/devices/{name}/luts/{first.job_id}/entries/{key}")
+    if first.accuracy is not None:
+        say(f"  accuracy      curl -s {url}/v1/devices/{name}/luts/{first.job_id}/accuracy")
     say(
         f"  a network     curl -s -X POST {url}/v1/devices/{name}/luts/{first.job_id}/latency "
         f"-H 'content-type: application/json' -d '{{\"arch\": \"{arch}\"}}'"
@@ -371,3 +434,42 @@ def _summary(console: Console, space: Any, runs: list[_Run]) -> None:
             f"{run.lut.overhead_us:.1f}" if run.lut.overhead_us is not None else "-",
         )
     console.print(noise)
+
+
+def _accuracy_summary(console: Console, runs: list[_Run]) -> None:
+    """Per runtime: how well the raw and the calibrated LUT sums predict the validation networks."""
+    done = [(run.label, run.accuracy) for run in runs if run.accuracy is not None]
+    if not done:
+        return
+    first = done[0][1]
+    table = Table(
+        title=f"Accuracy: LUT sums against {first['report']['networks']} whole networks measured end to end "
+        f"(seed {(first.get('plan') or {}).get('seed')}); calibrated: fitted on half, reported on the other half",
+    )
+    for col in ("runtime", "prediction", "n", "±5%", "±10%", "bias", "Spearman"):
+        table.add_column(col)
+    for runtime, accuracy in done:
+        report = accuracy["report"]
+        for label, fig in (("raw LUT sum", report.get("raw")), ("calibrated", report.get("calibrated"))):
+            if fig is None:
+                continue
+            spearman = "-" if fig.get("spearman") is None else f"{fig['spearman']:.3f}"
+            table.add_row(
+                runtime,
+                label,
+                str(fig["n"]),
+                f"{fig['within_5']:.0%}",
+                f"{fig['within_10']:.0%}",
+                f"{fig['mean_error_pct']:+.1f}%",
+                spearman,
+            )
+    console.print(table)
+    for label, acc in done:
+        cal = acc["report"].get("calibration")
+        if cal:
+            console.print(
+                f"  {label} calibration: {cal['slope']:.3f} × sum {cal['intercept_us']:+.1f} µs "
+                f"(fitted on {len(cal.get('fitted_on') or [])} networks)",
+                highlight=False,
+                soft_wrap=True,
+            )

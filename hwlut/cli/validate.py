@@ -1,24 +1,38 @@
-"""``hwlut validate``: how well a LUT file's sums predict whole networks measured here, end to end.
+"""``hwlut validate``: how well a LUT's sums predict whole networks measured end to end.
 
-Draws ``--n`` architectures of the LUT's space with ``--seed`` (plus every
-``--arch``), exports and measures them interleaved with the LUT's protocol
-(:func:`profiler.validate.validate_lut`), and prints per network the measured
-latency, the raw LUT sum, the overhead-corrected sum and, for the held-out
-half, the calibrated prediction; then the figures (share within ±5% / ±10%,
-MAPE, RMSPE, Spearman, Kendall). ``--write-calibration`` stores the
-calibration in the LUT file, ``--plot`` writes a PNG, ``--json`` prints the
-whole report as one JSON object.
+Three ways, one report (printed the same way):
 
-``--server URL --device NAME [--job ID|latest] [--token T]`` validates a LUT
-of an hwlut server instead of a file: the LUT is fetched through the client,
-validated here the same way, and the report is stored on the server
-(``PUT /v1/devices/{name}/luts/{job}/accuracy``), which then serves it and
-calibrates its architecture-latency answers with it.
+``hwlut validate --lut FILE``
+    measures here: draws ``--n`` architectures of the LUT's space with
+    ``--seed`` (plus every ``--arch``), exports and measures them interleaved
+    with the LUT's protocol (:func:`profiler.validate.validate_lut`), and
+    prints per network the measured latency, the raw LUT sum, the
+    overhead-corrected sum and, for the held-out half, the calibrated
+    prediction; then the figures (share within ±5% / ±10%, MAPE, RMSPE,
+    Spearman, Kendall). ``--write-calibration`` stores the calibration in the
+    LUT file.
+
+``hwlut validate --device NAME [--server URL] [--job ID|latest]``
+    lets the device's agent measure: the networks are added to the server's
+    job as work items (``POST /v1/devices/{name}/luts/{job}/validation``), an
+    agent of the device (``hwlut agent``) measures them with the job's runtime
+    and protocol, the server computes the report, and this command waits for
+    it (``--timeout``), printing progress, then prints it. Nothing is measured
+    here. ``--server`` defaults to ``$HWLUT_SERVER``, the token to
+    ``$HWLUT_TOKEN`` (or ``$HWLUT_ADMIN_TOKEN``).
+
+``hwlut validate --device NAME --here [--server URL] [--job ID|latest]``
+    fetches the server's LUT, validates it here as with ``--lut``, and stores
+    the report on the server (``PUT /v1/devices/{name}/luts/{job}/accuracy``).
+
+``--plot`` writes a PNG, ``--json`` prints the whole report as one JSON object.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,25 +54,57 @@ from .options import (
 __all__ = ["validate"]
 
 RUNTIMES = ("ort", "tflite")
+#: Options that only a measurement here uses (the device's agent measures with the job's settings).
+_HERE_ONLY = {
+    "runtime": "--runtime",
+    "threads": "--threads",
+    "calibration": "--calibration",
+    "precision": "--precision",
+    "time_cap": "--time-cap",
+    "slice_s": "--slice",
+    "min_passes": "--min-passes",
+    "warmup_runs": "--warmup-runs",
+    "warmup_time": "--warmup-time",
+}
+#: Seconds between two looks at the job while waiting for the device's agent.
+POLL_S = 1.0
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was given on the command line (not a default, not the environment)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
 
 
 def validate(
+    ctx: typer.Context,
     lut: Annotated[
         Path | None, typer.Option("--lut", exists=True, dir_okay=False, help="The hwlut LUT file to validate.")
     ] = None,
     server: Annotated[
-        str | None, typer.Option("--server", help="Validate a LUT of an hwlut server (with --device) instead.")
+        str | None,
+        typer.Option("--server", envvar="HWLUT_SERVER", help="The hwlut server whose LUT to validate (with --device)."),
     ] = None,
-    device: Annotated[str | None, typer.Option("--device", help="The server's device whose LUT to validate.")] = None,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="The server's device: its agent measures the networks (or --here)."),
+    ] = None,
     job: Annotated[str, typer.Option("--job", help="The server's LUT: a job id or latest.")] = "latest",
+    here: Annotated[
+        bool,
+        typer.Option("--here", help="With --device: measure here and upload the report, instead of the agent."),
+    ] = False,
     token: Annotated[
         str | None, typer.Option("--token", envvar="HWLUT_TOKEN", help="A token of the device (or the admin's).")
     ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1.0, help="Seconds to wait for the device's agent (with --device).")
+    ] = 3600.0,
     runtime: Annotated[
         str | None, typer.Option("--runtime", help="ort or tflite (default: the LUT's runtime).")
     ] = None,
-    n: Annotated[int, typer.Option("--n", min=0, help="Random validation networks to draw.")] = 30,
-    seed: Annotated[int, typer.Option(help="Seed of the draw and of the fit/held-out split.")] = 0,
+    n: Annotated[int, typer.Option("--n", min=0, max=1000, help="Random validation networks to draw.")] = 30,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the draw and of the fit/held-out split.")] = 0,
     arch: Annotated[
         list[str] | None, typer.Option("--arch", help="A named architecture to validate too (repeatable).")
     ] = None,
@@ -76,7 +122,7 @@ def validate(
     warmup_runs: WarmupRunsOpt = 10,
     warmup_time: WarmupTimeOpt = 0.5,
 ) -> None:
-    """Measure validation networks end to end and report how well the LUT's sums predict them."""
+    """Validate a LUT against whole networks: measured here (--lut, --here) or by the device's agent (--device)."""
     from profiler.accuracy import CALIBRATION_KINDS, plot_report
     from profiler.runtimes import RuntimeUnavailable
     from profiler.validate import RuntimeMismatch, validate_lut, write_calibration
@@ -84,15 +130,46 @@ def validate(
     from .profile import runtime_from_options
 
     err = Console(stderr=True)
-    if (lut is None) == (server is None):
+    if lut is not None and (device is not None or _given(ctx, "server")):
+        raise typer.BadParameter(
+            "give either --lut FILE or --server URL --device NAME, not both", param_hint="--lut/--server"
+        )
+    if lut is None and device is None:
+        if server is not None and _given(ctx, "server"):
+            raise typer.BadParameter("--server needs --device NAME", param_hint="--device")
         raise typer.BadParameter("give either --lut FILE or --server URL --device NAME", param_hint="--lut/--server")
-    if server is not None and device is None:
-        raise typer.BadParameter("--server needs --device NAME", param_hint="--device")
-    if server is not None and write_cal:
+    if lut is None and server is None:
+        raise typer.BadParameter("--device needs --server URL (or HWLUT_SERVER)", param_hint="--server")
+    if here and device is None:
+        raise typer.BadParameter("--here measures a server's LUT here: give --device NAME", param_hint="--here")
+    if device is not None and write_cal:
         raise typer.BadParameter(
             "--write-calibration writes a LUT file; with --server the report is uploaded to the server instead",
             param_hint="--write-calibration",
         )
+    if device is not None and not here:
+        flags = ", ".join(flag for name, flag in _HERE_ONLY.items() if _given(ctx, name))
+        if flags:
+            raise typer.BadParameter(
+                f"{flags}: only a measurement here uses this (--lut, or --here); the device's agent measures "
+                "with the job's runtime and protocol, and the server fits a linear calibration",
+                param_hint=flags,
+            )
+        assert server is not None
+        doc = _via_agent(err, server, device, job, token, n=n, seed=seed, archs=arch or (), timeout=timeout)
+        if plot is not None:
+            from profiler.validate import report_from_dict
+
+            meta = doc["report"].get("meta") or {}
+            rt_name = (doc.get("runtime") or {}).get("runtime")
+            title = f"{device} LUT {doc['lut']}: {meta.get('space')}-{meta.get('resolution')} on {rt_name}"
+            plot_report(report_from_dict(doc["report"]), plot, title=title)
+        shown = {**doc, "lut": f"{server.rstrip('/')} {device} LUT {doc['lut']}", "plot": str(plot) if plot else None}
+        if as_json:
+            typer.echo(json.dumps(shown, indent=1))
+        else:
+            _print(Console(), shown)
+        return
     kind = None if calibration == "none" else calibration
     if kind is not None and kind not in CALIBRATION_KINDS:
         raise typer.BadParameter(
@@ -100,8 +177,9 @@ def validate(
             param_hint="--calibration",
         )
     job_id: int | None = None
-    if server is not None:
-        job_id, table = _fetch(err, server, str(device), job, token)
+    if device is not None:
+        assert server is not None
+        job_id, table = _fetch(err, server, device, job, token)
         label = f"{server.rstrip('/')} {device} LUT {job_id}"
     else:
         assert lut is not None
@@ -156,8 +234,97 @@ def validate(
         _print(Console(), doc)
     if write_cal:
         err.print(f"calibration and figures written to {lut}", highlight=False)
-    if server is not None and job_id is not None:
-        _upload(err, server, str(device), job_id, token, result.to_dict())
+    if device is not None and job_id is not None:
+        assert server is not None
+        _upload(err, server, device, job_id, token, result.to_dict())
+
+
+def _via_agent(
+    err: Console,
+    server: str,
+    device: str,
+    job: str,
+    token: str | None,
+    *,
+    n: int,
+    seed: int,
+    archs: Any,
+    timeout: float,
+) -> dict[str, Any]:
+    """Add validation networks to the server's job, wait for the device's agent and the server's report; return it.
+
+    Exit 2 when the server refuses (a bad ``--arch``, an imported LUT, no
+    such device or job), 1 when it is unreachable, the job failed, every
+    network failed, or ``timeout`` passed first.
+    """
+    from hwlut.client import ApiError, HwlutClient, NotFound, ServerUnreachable
+    from searchspace import network_item_key
+
+    def fail(message: str, code: int) -> typer.Exit:
+        err.print(f"[red]error[/]: {message}", highlight=False, soft_wrap=True)
+        return typer.Exit(code)
+
+    agent_hint = (
+        f"an agent of device {device!r} must be running to measure them: "
+        f"hwlut agent --server {server.rstrip('/')} --token DEVICE_TOKEN"
+    )
+    try:
+        with HwlutClient(server, token=token or os.environ.get("HWLUT_ADMIN_TOKEN")) as client:
+            try:
+                plan = client.add_validation(device, lut=job, n=n, seed=seed, archs=archs)
+            except ApiError as exc:
+                raise fail(f"{server}: LUT {job} of {device!r}: {exc}", 2) from None
+            job_id, wanted = int(plan["lut"]), list(plan["archs"])
+            err.print(
+                f"job {job_id} of {device!r}: {plan['added']} validation network(s) added, "
+                f"{len(wanted) - plan['added']} it had already; {agent_hint}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            deadline = time.monotonic() + timeout
+            said = ""
+            while True:
+                state = client.job(job_id)
+                v, p = state["validation"], state["progress"]
+                line = (
+                    f"  networks {v['done']}/{v['total']} measured, {v['leased']} being measured, {v['failed']} "
+                    f"failed; entries {p['done']}/{p['total']} ({state['status']})"
+                )
+                if line != said:
+                    err.print(line, highlight=False, soft_wrap=True)
+                    said = line
+                if state["status"] == "failed":
+                    raise fail(f"job {job_id} failed (entries failed for good): its LUT cannot be validated", 1)
+                if state["status"] == "complete" and v["pending"] == 0 and v["leased"] == 0:
+                    failed = {f["key"] for f in client.failed(job_id)}
+                    lost = [a for a in wanted if network_item_key(a) in failed]
+                    if len(lost) == len(wanted):
+                        raise fail(f"every requested network failed on the agent (see hwlut job status {job_id})", 1)
+                    try:
+                        doc = client.accuracy(device, lut=job_id)
+                    except NotFound:
+                        doc = None
+                    if doc is not None and _covers(doc, set(wanted) - set(lost)):
+                        if lost:
+                            err.print(f"  {len(lost)} network(s) failed on the agent: left out", highlight=False)
+                        return doc
+                if time.monotonic() > deadline:
+                    raise fail(
+                        f"timed out after {timeout:.0f} s: {v['done']} of {v['total']} networks measured; {agent_hint}",
+                        1,
+                    )
+                time.sleep(POLL_S)
+    except ServerUnreachable as exc:
+        raise fail(f"{server}: {exc}", 1) from None
+
+
+def _covers(doc: dict[str, Any], archs: set[str]) -> bool:
+    """Whether a stored accuracy document is the server's report over (at least) ``archs``."""
+    if doc.get("source") != "job":
+        return False
+    report = doc["report"]
+    covered = {r["arch"] for r in report["rows"]} | set((report.get("meta") or {}).get("unpriced") or [])
+    return archs <= covered
 
 
 def _fetch(err: Console, server: str, device: str, job: str, token: str | None) -> tuple[int, LatencyTable]:

@@ -13,7 +13,7 @@ from searchspace import SpaceSpec, SpecError, load_space
 
 from ..convert import job_public
 from ..deps import JobIdPath, ReaderDep, SessionDep, WritableDevice, WriteSessionDep
-from ..errors import ApiError, error_responses
+from ..errors import ApiError, body_loc, error_responses
 from ..schemas import FailedItem, JobCreate, JobPublic
 
 router = APIRouter(tags=["jobs"], responses=error_responses(401, 403, 404, 422))
@@ -38,19 +38,32 @@ def resolve_space(space: str | dict[str, Any], resolution: int | None, where: st
 
 @router.post("/v1/devices/{name}/jobs", status_code=201)
 def create_job(body: JobCreate, device: WritableDevice, session: WriteSessionDep) -> JobPublic:
-    """A profiling job whose work items are the distinct entries of the space."""
+    """A profiling job whose work items are the distinct entries of the space, and any validation networks.
+
+    ``validation`` adds whole networks (``archs`` named, ``n`` drawn with
+    ``seed``) as work items spread among the entries: the agents measure them
+    in the same batches, and the server computes the LUT's accuracy when the
+    entries are complete and the networks measured. The job's status and its
+    LUT depend on the entries only.
+    """
     spec = resolve_space(body.space, body.resolution)
-    job = crud.create_job(
-        session=session,
-        device=device,
-        spec=spec,
-        runtime=body.runtime,
-        threads=body.threads,
-        options=body.options,
-        lease_seconds=body.lease_seconds,
-        max_attempts=body.max_attempts,
-        entries=body.entries,
-    )
+    try:
+        job = crud.create_job(
+            session=session,
+            device=device,
+            spec=spec,
+            runtime=body.runtime,
+            threads=body.threads,
+            options=body.options,
+            lease_seconds=body.lease_seconds,
+            max_attempts=body.max_attempts,
+            entries=body.entries,
+            validation=body.validation.model_dump() if body.validation is not None else None,
+        )
+    except crud.Invalid as exc:
+        if exc.field.startswith("validation"):
+            raise ApiError(422, body_loc(exc.field), exc.message) from None
+        raise
     return job_public(session=session, job=job)
 
 

@@ -30,7 +30,7 @@ from ..deps import (
     mark_luts_changed,
     store_of,
 )
-from ..errors import ApiError, error_responses
+from ..errors import ApiError, body_loc, error_responses
 from ..schemas import (
     AccuracyPublic,
     AccuracyUpload,
@@ -43,7 +43,10 @@ from ..schemas import (
     JobPublic,
     LayerLatency,
     LutImport,
+    Progress,
     RatioRow,
+    ValidationPublic,
+    ValidationRequest,
 )
 from .jobs import resolve_space
 
@@ -241,6 +244,38 @@ def put_accuracy(
     stored = crud.set_accuracy(session=session, job=job, document=body.model_dump(mode="json", exclude_unset=True))
     mark_luts_changed(session)
     return AccuracyPublic(**stored)
+
+
+@router.post(LUT + "/validation", responses=error_responses(409))
+def add_validation(
+    name: str, lut: str, body: ValidationRequest, device: WritableDevice, session: WriteSessionDep
+) -> ValidationPublic:
+    """Add validation networks to a profiling job (``hwlut validate --device``), finished or not.
+
+    The named ``archs`` and ``n`` architectures drawn with ``seed`` become
+    work items of the job (those it has already are not added again); the
+    device's agents measure them end to end, and when the job's entries are
+    complete and its networks measured the server computes the LUT's
+    accuracy (``GET …/accuracy``, ``source: job``). The job's status, its
+    completion time and ``latest`` do not change. A device token of the
+    device or the admin token may ask; an imported LUT (409: no agent
+    measures it) cannot be validated this way.
+    """
+    job = crud.resolve_lut(session=session, device=device.name, ref=lut)
+    try:
+        archs, added = crud.add_validation(session=session, job=job, n=body.n, seed=body.seed, archs=body.archs)
+    except crud.StoreError as exc:
+        if exc.field == "lut":
+            raise
+        kind = "conflict" if exc.status == 409 else "invalid"
+        raise ApiError(exc.status, body_loc(exc.field), exc.message, kind) from None
+    return ValidationPublic(
+        lut=job.id,
+        job_status=job.status,
+        archs=archs,
+        added=added,
+        validation=Progress(**crud.validation_progress(session=session, job=job)),
+    )
 
 
 @router.get(LUT + "/accuracy", dependencies=[ReaderDep])
