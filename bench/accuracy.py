@@ -3,21 +3,24 @@
 For each runtime (onnxruntime and LiteRT by default), in one run:
 
 1. draws ``--n`` validation architectures of FBNet with ``--seed``;
-2. builds a LUT in each cache mode (``warm``: the default protocol;
+2. for each cache mode of the entries (``warm``: the default protocol;
    ``l2``: the L2 evicted before every timed run; ``cold``: every cache level
-   evicted, :mod:`profiler.coldcache`),
-   or continues / reuses the files of ``--lut-dir`` (and ``--lut-ort`` /
-   ``--lut-tflite`` for the warm LUT);
-3. measures the networks end to end once, interleaved, with the same protocol
-   (warm, as deployed);
-4. prints for each mode: raw LUT sums (all networks and the held-out half),
+   evicted, :mod:`profiler.coldcache`) times every entry the networks use and
+   the networks themselves (warm, as deployed) in **one interleaved batch**
+   (:func:`profiler.validate.measure_interleaved`), as a profiling job with
+   validation networks does, so a drift of the machine cannot pass for a LUT
+   error; with ``--separate`` it builds a complete LUT file per mode first
+   (or continues / reuses the files of ``--lut-dir``, ``--lut-ort``,
+   ``--lut-tflite``) and measures the networks afterwards, as
+   ``hwlut validate --lut`` does;
+3. prints for each mode: raw LUT sums (all networks and the held-out half),
    sums less ``(n-1)`` per-call overheads, and a linear calibration fitted on
    half of the networks and reported on the other half only.
 
 Goals (issue 6, FBNet-224, 1 thread, 50 networks): calibrated ≥ 99% within
 ±10%, ≥ 90% within ±5%, Spearman ≥ 0.99; raw ≥ 90% within ±10%.
 
-    python bench/accuracy.py                                     # the full run (long: two LUTs per runtime)
+    python bench/accuracy.py                                     # the full run
     python bench/accuracy.py -r 32 --n 8 --needed-only --precision 0.03 --time-cap 0.5   # a smoke run
 """
 
@@ -44,7 +47,7 @@ from profiler.local import profile_space
 from profiler.network import measure_networks
 from profiler.protocol import ProtocolConfig
 from profiler.runtimes import make_runtime
-from profiler.validate import prefetch_networks, validation_archs
+from profiler.validate import measure_interleaved, prefetch_networks, validation_archs
 from searchspace import LatencyTable, load_space
 
 
@@ -79,6 +82,11 @@ def main() -> None:
     parser.add_argument("--time-cap", type=float, default=3.0, help="time cap per entry / network, seconds")
     parser.add_argument("--plot-dir", type=Path, default=None, help="write one PNG per runtime and mode here")
     parser.add_argument("--json", type=Path, default=None, help="also write every report here")
+    parser.add_argument(
+        "--separate",
+        action="store_true",
+        help="build each LUT file first and measure the networks afterwards (not interleaved with the entries)",
+    )
     args = parser.parse_args()
 
     space = load_space("fbnet", resolution=args.resolution)
@@ -102,32 +110,24 @@ def main() -> None:
     )
     for name in args.runtimes.split(","):
         plain = make_runtime(name, threads=args.threads)
-        tables: dict[str, LatencyTable] = {}
-        build_s: dict[str, float] = {}
-        for mode in modes:
-            given = getattr(args, f"lut_{name}", None) if mode == "warm" else None
-            path = given or lut_dir / f"lut-fbnet-{args.resolution}-{name}-{args.threads}t-{mode}.json"
-            runtime = make_runtime(name, threads=args.threads, cache_mode=mode, cache_flush_bytes=flush)
-            t0 = time.perf_counter()
-            tables[mode] = profile_space(space, runtime, path, cfg, entries=entries, cache=cache)
-            build_s[mode] = time.perf_counter() - t0
-            print(
-                f"  {name} {mode}: LUT {path} ({len(tables[mode].entries)} entries, {build_s[mode]:.0f} s)", flush=True
-            )
-        t0 = time.perf_counter()
         prefetch_networks(space, archs, plain.format, cache)
-        measured = measure_networks(space, archs, plain, cfg, cache=cache)
-        measure_s = time.perf_counter() - t0
-        print(f"  {name}: {len(measured)} networks measured end to end in {measure_s:.0f} s", flush=True)
+        runs = _separate(args, space, archs, entries, name, modes, cfg, cache, lut_dir, flush) if args.separate else {}
         out["runtimes"][name] = {"runtime": plain.settings(), "modes": {}}
-        for mode, table in tables.items():
-            rows = [
-                NetworkRow(m.arch, m.measured_us, table.network_latency(m.arch), len(space.entries_of(m.arch)))
-                for m in measured
-            ]
-            report = accuracy_report(rows, overhead_us=table.overhead_us, kind=args.calibration, split_seed=args.seed)
+        for mode in modes:
+            if not args.separate:
+                entry_rt = make_runtime(name, threads=args.threads, cache_mode=mode, cache_flush_bytes=flush)
+                t0 = time.perf_counter()
+                run = measure_interleaved(space, archs, plain, cfg, entry_runtime=entry_rt, cache=cache)
+                runs[mode] = (list(run.rows), run.overhead_us, time.perf_counter() - t0)
+                print(
+                    f"  {name} {mode}: {len(run.rows)} networks and their entries in one interleaved batch, "
+                    f"{runs[mode][2]:.0f} s, {run.batch.passes_redone} passes redone",
+                    flush=True,
+                )
+            rows, overhead_us, build_s = runs[mode]
+            report = accuracy_report(rows, overhead_us=overhead_us, kind=args.calibration, split_seed=args.seed)
             cal = report.calibration
-            print(f"  {name} / {mode}-cache LUT (overhead {table.overhead_us or float('nan'):.1f} µs):")
+            print(f"  {name} / {mode}-cache entries (overhead {overhead_us or float('nan'):.1f} µs):")
             print(_line("raw LUT sum", report.raw))
             print(_line("raw, held-out", report.raw_held_out))
             print(_line("sum-(n-1)*overhead", report.overhead))
@@ -138,10 +138,46 @@ def main() -> None:
                 )
             if args.plot_dir is not None:
                 plot_report(report, args.plot_dir / f"accuracy-{args.resolution}-{name}-{mode}.png")
-            out["runtimes"][name]["modes"][mode] = {"build_s": build_s[mode], **report.to_dict()}
+            out["runtimes"][name]["modes"][mode] = {"seconds": build_s, **report.to_dict()}
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
     tmp.cleanup()
+
+
+def _separate(
+    args: Any,
+    space: Any,
+    archs: list[str],
+    entries: list[Any],
+    name: str,
+    modes: list[str],
+    cfg: ProtocolConfig,
+    cache: ArtifactCache,
+    lut_dir: Path,
+    flush: int | None,
+) -> dict[str, tuple[list[NetworkRow], float | None, float]]:
+    """``--separate``: a complete LUT file per mode first, then the networks measured on their own."""
+    tables: dict[str, LatencyTable] = {}
+    build_s: dict[str, float] = {}
+    for mode in modes:
+        given = getattr(args, f"lut_{name}", None) if mode == "warm" else None
+        path = given or lut_dir / f"lut-fbnet-{args.resolution}-{name}-{args.threads}t-{mode}.json"
+        runtime = make_runtime(name, threads=args.threads, cache_mode=mode, cache_flush_bytes=flush)
+        t0 = time.perf_counter()
+        tables[mode] = profile_space(space, runtime, path, cfg, entries=entries, cache=cache)
+        build_s[mode] = time.perf_counter() - t0
+        print(f"  {name} {mode}: LUT {path} ({len(tables[mode].entries)} entries, {build_s[mode]:.0f} s)", flush=True)
+    t0 = time.perf_counter()
+    measured = measure_networks(space, archs, make_runtime(name, threads=args.threads), cfg, cache=cache)
+    print(f"  {name}: {len(measured)} networks measured end to end in {time.perf_counter() - t0:.0f} s", flush=True)
+    out = {}
+    for mode, table in tables.items():
+        rows = [
+            NetworkRow(m.arch, m.measured_us, table.network_latency(m.arch), len(space.entries_of(m.arch)))
+            for m in measured
+        ]
+        out[mode] = (rows, table.overhead_us, build_s[mode])
+    return out
 
 
 if __name__ == "__main__":

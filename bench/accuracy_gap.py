@@ -43,13 +43,13 @@ import statistics
 import time
 from typing import Any
 
-from profiler.accuracy import NetworkRow, accuracy_report
-from profiler.coldcache import DEFAULT_L2_BYTES, CacheFlusher, ColdCacheLoaded, default_flush_bytes, l2_cache_bytes
+from profiler.accuracy import accuracy_report
+from profiler.coldcache import DEFAULT_L2_BYTES, ColdCacheRuntime, default_flush_bytes, l2_cache_bytes
 from profiler.export import ArtifactCache, entry_target, export_many, network_target
 from profiler.local import default_sentinel
-from profiler.protocol import TRIVIAL_ENTRY, ProtocolConfig, measure_batch
-from profiler.runtimes import Loaded, Runtime, make_runtime
-from profiler.validate import validation_archs
+from profiler.protocol import TRIVIAL_ENTRY, ProtocolConfig
+from profiler.runtimes import Runtime, make_runtime
+from profiler.validate import measure_interleaved, validation_archs
 from searchspace import load_space
 
 VARIANTS = {
@@ -75,47 +75,25 @@ def measure_variant(
 ) -> dict[str, Any]:
     """One interleaved batch of entries, networks and the trivial model; the variant's figures."""
     runtime = runtimes_of(name, variant, threads)
-    flusher = None
+    flush = None
     if variant == "l2flush":
-        flusher = CacheFlusher(2 * (l2_cache_bytes() or DEFAULT_L2_BYTES))
+        flush = 2 * (l2_cache_bytes() or DEFAULT_L2_BYTES)
     elif variant == "llcflush":
-        flusher = CacheFlusher(default_flush_bytes())
+        flush = default_flush_bytes()
     elif variant.startswith("flush"):
-        flusher = CacheFlusher(int(float(variant[5:]) * (1 << 20)))
-    entries = list(dict.fromkeys(e for a in archs for e in space.entries_of(a)))
-    loaded: list[tuple[str, Loaded]] = []
-
-    def load(target: Any) -> Loaded:
-        artifact = cache.get(target, runtime.format)
-        return runtime.load(artifact.path, artifact.input_shape)
-
-    try:
-        for entry in [*entries, TRIVIAL_ENTRY]:
-            model = load(entry_target(entry))
-            loaded.append((entry.key, ColdCacheLoaded(model, flusher) if flusher is not None else model))
-        loaded += [(f"net:{i}", load(network_target(space, a))) for i, a in enumerate(archs)]
-        sentinel = load(entry_target(default_sentinel(space)))
-        t0 = time.perf_counter()
-        batch = measure_batch(loaded, sentinel, cfg)
-        wall = time.perf_counter() - t0
-        sentinel.close()
-    finally:
-        for _, model in loaded:
-            model.close()
-    median = {k: r.summary.median for k, r in batch.entries.items() if r.summary is not None}
-    overhead = median[TRIVIAL_ENTRY.key]
-    rows = []
-    for i, arch in enumerate(archs):
-        parts = space.entries_of(arch)
-        rows.append(NetworkRow(arch, median[f"net:{i}"], sum(median[e.key] for e in parts), len(parts)))
-    report = accuracy_report(rows, overhead_us=overhead, kind="linear")
+        flush = int(float(variant[5:]) * (1 << 20))
+    entry_rt = ColdCacheRuntime(runtime, flush, mode="cold") if flush else runtime
+    t0 = time.perf_counter()
+    run = measure_interleaved(space, archs, runtime, cfg, entry_runtime=entry_rt, cache=cache)
+    wall = time.perf_counter() - t0
+    report = accuracy_report(list(run.rows), overhead_us=run.overhead_us, kind="linear")
     return {
         "variant": variant,
         "wall_s": wall,
-        "passes_redone": batch.passes_redone,
-        "overhead_us": overhead,
-        "measured_mean_us": statistics.fmean(r.measured_us for r in rows),
-        "raw_mean_us": statistics.fmean(r.raw_us for r in rows),
+        "passes_redone": run.batch.passes_redone,
+        "overhead_us": run.overhead_us,
+        "measured_mean_us": statistics.fmean(r.measured_us for r in run.rows),
+        "raw_mean_us": statistics.fmean(r.raw_us for r in run.rows),
         "report": report,
     }
 

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from profiler.coldcache import default_cache_mode
 from profiler.export import ArtifactCache, entry_target, export_many
 from profiler.local import default_sentinel, profile_space
 from profiler.protocol import TRIVIAL_ENTRY, ProtocolConfig
@@ -119,6 +120,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="only the first N entries (0: all)")
     parser.add_argument("--every", type=int, default=1, help="only every Nth entry (a spread-out sample)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--cache-mode", default=None, help="warm, l2 or cold (default: each runtime's default)")
     parser.add_argument("--normalize", action="store_true", help="sentinel-relative timing (ProtocolConfig.normalize)")
     args = parser.parse_args()
 
@@ -126,7 +128,10 @@ def main() -> None:
     entries = space.distinct_entries()[:: args.every][: args.limit or None]
     complete = len(entries) == len(space.distinct_entries())
     names = args.runtimes.split(",")
-    runtimes = {name: make_runtime(name, threads=args.threads) for name in names}
+    runtimes = {
+        name: make_runtime(name, threads=args.threads, cache_mode=args.cache_mode or default_cache_mode(name))
+        for name in names
+    }
     cache = ArtifactCache()
     cfg = ProtocolConfig(normalize=args.normalize)
 
@@ -138,7 +143,8 @@ def main() -> None:
     print(
         f"FBNet-{args.resolution}: {len(entries)} of {len(space.distinct_entries())} entries, "
         f"{args.threads} thread(s), {collect_cpu_model()}, Python {platform.python_version()}, "
-        f"sentinel-relative timing {'on' if args.normalize else 'off'}; "
+        f"sentinel-relative timing {'on' if args.normalize else 'off'}, cache modes "
+        f"{ {n: rt.settings().get('cache_mode', 'warm') for n, rt in runtimes.items()} }; "
         f"export (not timed below) {export_s:.1f} s",
         flush=True,
     )

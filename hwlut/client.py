@@ -257,11 +257,26 @@ class HwlutClient:
         """Items of a job that failed for good: ``[{"item_id", "key", "attempts", "error"}]``."""
         return self._json("GET", f"/v1/jobs/{job_id}/failed")
 
-    def claim(self, job_id: int, *, agent: str, max_items: int = 16, lease_seconds: float | None = None) -> Lease:
-        """Lease up to ``max_items`` items (an empty lease when nothing is left)."""
+    def claim(
+        self,
+        job_id: int,
+        *,
+        agent: str,
+        max_items: int = 16,
+        lease_seconds: float | None = None,
+        lease_id: str | None = None,
+    ) -> Lease:
+        """Lease up to ``max_items`` items (an empty lease when nothing is left).
+
+        ``lease_id`` (16-64 of ``[A-Za-z0-9_-]``) makes the claim idempotent:
+        asked again with the same id, the server returns the items it leased
+        under it instead of leasing more.
+        """
         body: dict[str, Any] = {"agent": agent, "max_items": max_items}
         if lease_seconds is not None:
             body["lease_seconds"] = lease_seconds
+        if lease_id is not None:
+            body["lease_id"] = lease_id
         doc = self._json("POST", f"/v1/jobs/{job_id}/claim", json=body)
         items = [WorkItem(i["item_id"], i["key"], i["fields"], i["attempts"], i["kind"]) for i in doc["items"]]
         return Lease(doc["lease_id"], doc["expires_at"], items)

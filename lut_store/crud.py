@@ -513,8 +513,15 @@ def claim_items(
     max_items: int,
     lease_seconds: float | None = None,
     now: datetime | None = None,
+    lease_id: str | None = None,
 ) -> Lease:
     """Lease up to ``max_items`` unclaimed (or expired) items of ``job`` to ``agent``, in id order.
+
+    ``lease_id``, when the agent proposes one, makes the claim idempotent: if
+    items of the job are still leased under it (a retried claim whose answer
+    was lost), they are returned, with a renewed expiry, and nothing more is
+    leased; an id that already finished items is refused (:class:`Conflict`
+    naming ``lease_id``).
 
     A complete job may still hold validation networks to measure; a failed
     job hands out nothing. Two claims at once never get the same item:
@@ -524,7 +531,27 @@ def claim_items(
     now = now or utcnow()
     seconds = job.lease_seconds if lease_seconds is None else lease_seconds
     expires = now + timedelta(seconds=seconds)
-    lease_id = secrets.token_hex(16)
+    if lease_id is not None:
+        held = list(session.scalars(select(WorkItem).where(WorkItem.job_id == job.id, WorkItem.lease_id == lease_id)))
+        if any(i.status == WorkStatus.LEASED for i in held):
+            session.execute(
+                update(WorkItem)
+                .where(WorkItem.lease_id == lease_id, WorkItem.status == WorkStatus.LEASED)
+                .values(lease_expires_at=expires, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            items = list(
+                session.scalars(
+                    select(WorkItem)
+                    .where(WorkItem.lease_id == lease_id, WorkItem.status == WorkStatus.LEASED)
+                    .order_by(WorkItem.id)
+                    .execution_options(populate_existing=True)
+                )
+            )
+            return Lease(lease_id, expires, items)
+        if held:
+            raise Conflict("lease_id", "this lease id was used before; propose a new one for a new claim")
+    lease_id = lease_id or secrets.token_hex(16)
     if job.status == JobStatus.FAILED:
         return Lease(lease_id, expires, [])
     ids = list(

@@ -57,6 +57,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import socket
 import threading
 import time
@@ -67,6 +68,7 @@ from typing import Any
 
 from searchspace import ArchitectureError, Entry, SpaceSpec, parse_key, validation_archs
 
+from .coldcache import CACHE_MODES, with_cache_mode
 from .protocol import TRIVIAL_ENTRY, PassReport, ProtocolConfig, measure_batch, measure_single
 from .provenance import collect_host, mismatches
 from .runtimes import Loaded, Runtime, make_runtime
@@ -197,7 +199,13 @@ def runtime_for_job(job: dict[str, Any], config: AgentConfig, serial: str | None
             kwargs["serial"] = serial
     if problems:
         raise SettingsMismatch(f"job {job['id']} refused before measuring: " + "; ".join(problems))
-    runtime = make_runtime(wanted, **kwargs)
+    mode = options.get("cache_mode", "warm")  # jobs made before cache modes existed ran warm
+    if mode not in CACHE_MODES:
+        raise SettingsMismatch(f"job {job['id']}: unknown cache mode {mode!r}; known: {', '.join(CACHE_MODES)}")
+    try:
+        runtime = with_cache_mode(make_runtime(wanted, **kwargs), mode)
+    except ValueError as exc:
+        raise SettingsMismatch(f"job {job['id']} refused before measuring: {exc}") from None
     actual = runtime.settings()
     checks = {"threads": job_threads, "xnnpack": options.get("xnnpack"), "optimization": options.get("optimization")}
     for name, value in checks.items():
@@ -288,11 +296,14 @@ class Outbox:
             self._write(self.rejected_dir / path.name, {**doc, "rejected": reason})
             path.unlink(missing_ok=True)
 
-    def begin_lease(self, job_id: int, lease_id: str, item_ids: Sequence[int]) -> None:
-        """Remember a lease being measured (a restarted agent hands back what it did not finish)."""
-        self._write(
-            self.leases_dir / f"{lease_id}.json", {"job_id": job_id, "lease_id": lease_id, "items": list(item_ids)}
-        )
+    def begin_lease(self, job_id: int, lease_id: str, item_ids: Sequence[int] | None) -> None:
+        """Remember a lease being claimed (``item_ids`` None: not granted yet) or measured.
+
+        A restarted agent hands back what it did not finish: the unmeasured
+        items, or everything the server leased under an id it never heard back about.
+        """
+        items = None if item_ids is None else list(item_ids)
+        self._write(self.leases_dir / f"{lease_id}.json", {"job_id": job_id, "lease_id": lease_id, "items": items})
 
     def end_lease(self, lease_id: str) -> None:
         """The lease's measuring is over (what finished is in the outbox)."""
@@ -402,12 +413,15 @@ class _JobState:
         return network_target(self.space, arch).label
 
     def load_network(self, arch: str) -> Loaded:
-        """Load a whole network of the job's space, exported as one artifact (now when the cache lacks it)."""
+        """Load a whole network of the job's space, exported as one artifact (now when the cache lacks it).
+
+        A network always runs warm, as deployed: a cache-mode wrapper of the entries' runtime is left out.
+        """
         from .export import network_target
 
         assert self.space is not None
         artifact = self.cache.get(network_target(self.space, arch), self.runtime.format)
-        return self.runtime.load(artifact.path, artifact.input_shape)
+        return getattr(self.runtime, "inner", self.runtime).load(artifact.path, artifact.input_shape)
 
     def prefetch_networks(self, archs: Sequence[str]) -> None:
         """Export the networks the artifact cache lacks in one grouped, parallel call (a stand-in cache: nothing).
@@ -615,8 +629,11 @@ class Agent:
             self.hooks.message(f"{len(done)} result(s) of a previous run in the outbox: uploading them")
             self._wake.set()
         for lease in self.outbox.leases():
-            unfinished = [i for i in lease["items"] if (lease["job_id"], i) not in done]
-            if unfinished:
+            if lease.get("items") is None:  # asked for, answer never recorded: hand back all it holds
+                unfinished: list[int] | None = None
+            else:
+                unfinished = [i for i in lease["items"] if (lease["job_id"], i) not in done]
+            if unfinished is None or unfinished:
                 from hwlut.client import ApiError
 
                 try:
@@ -755,11 +772,20 @@ class Agent:
         if state is None:
             state = self._prepared[job_key] = self._prepare(client, job, serial)
         claimed_any = False
+        assert self.outbox is not None
         while not self.stopping:
+            # The lease id is ours and on disk before we ask: a claim whose answer is lost (a retry, or a
+            # kill -9 right after the server granted it) is asked again or handed back by that id.
+            lease_id = secrets.token_hex(16)
+            self.outbox.begin_lease(job["id"], lease_id, None)
             lease = self._call(
-                "claim", lambda: client.claim(job["id"], agent=self.name, max_items=self.config.batch_size)
+                "claim",
+                lambda lease_id=lease_id: client.claim(
+                    job["id"], agent=self.name, max_items=self.config.batch_size, lease_id=lease_id
+                ),
             )
             if not lease.items:
+                self.outbox.end_lease(lease_id)
                 break
             claimed_any = True
             self._measure_lease(client, job, lease, state)

@@ -42,12 +42,14 @@ from .runtimes import Loaded, Runtime
 
 __all__ = [
     "CACHE_MODES",
+    "DEFAULT_CACHE_MODES",
     "DEFAULT_LLC_BYTES",
     "MAX_FLUSH_BYTES",
     "CacheFlusher",
     "ColdCacheLoaded",
     "ColdCacheRuntime",
     "cache_mode_of",
+    "default_cache_mode",
     "default_flush_bytes",
     "l2_cache_bytes",
     "last_level_cache_bytes",
@@ -57,6 +59,11 @@ __all__ = [
 #: ``warm``: entries timed run after run (caches hot); ``cold``: the caches evicted before every run;
 #: ``l2``: the L2 evicted before every run (the last-level cache kept).
 CACHE_MODES = ("warm", "cold", "l2")
+#: The cache mode a runtime's LUTs are measured in unless told otherwise: the one whose raw sums
+#: predicted whole FBNet-224 networks better here (``python bench/accuracy.py``, README): LiteRT's
+#: blocks timed warm ran ~15% faster than inside a network, with the L2 evicted ~6%; onnxruntime's
+#: warm blocks were within ±10% of every network, with the L2 evicted ~18% too slow.
+DEFAULT_CACHE_MODES: dict[str, str] = {"ort": "warm", "tflite": "l2", "adb": "warm"}
 #: One core's L2 assumed where the system does not say.
 DEFAULT_L2_BYTES = 2 << 20
 #: The last-level cache assumed where the system does not say.
@@ -240,6 +247,12 @@ def with_cache_mode(runtime: Runtime, mode: str = "warm", *, flush_bytes: int | 
     if mode in ("cold", "l2"):
         return ColdCacheRuntime(runtime, flush_bytes, mode=mode)
     raise ValueError(f"cache mode: unknown {mode!r}; known: {', '.join(CACHE_MODES)}")
+
+
+def default_cache_mode(runtime: str) -> str:
+    """The cache mode LUTs of ``runtime`` (``ort``, ``tflite``, ``adb``; ``onnxruntime`` too) default to."""
+    name = {"onnxruntime": "ort", "litert": "tflite"}.get(runtime, runtime)
+    return DEFAULT_CACHE_MODES.get(name, "warm")
 
 
 def cache_mode_of(settings: dict[str, Any] | None) -> str:

@@ -21,6 +21,7 @@ instead, and the server computes the same document;
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,15 +33,17 @@ from searchspace.validation import DEFAULT_NETWORKS, validation_archs
 from .accuracy import AccuracyReport, Calibration, Figures, NetworkRow, accuracy_report
 from .coldcache import cache_mode_of
 from .network import NetworkMeasurement, measure_networks
-from .protocol import ProtocolConfig
+from .protocol import TRIVIAL_ENTRY, BatchResult, ProtocolConfig, measure_batch
 from .provenance import now_iso
-from .runtimes import Runtime
+from .runtimes import Loaded, Runtime
 
 __all__ = [
     "DEFAULT_NETWORKS",
+    "InterleavedRun",
     "RuntimeMismatch",
     "ValidationResult",
     "check_runtime",
+    "measure_interleaved",
     "prefetch_networks",
     "report_from_dict",
     "validate_lut",
@@ -167,6 +170,69 @@ def validate_lut(
         lut_cache_mode=cache_mode_of(table.provenance.get("runtime")),
         runtime=plain.settings(),
     )
+
+
+@dataclass(frozen=True)
+class InterleavedRun:
+    """Entries and whole networks timed in one interleaved batch: the networks' rows and the batch."""
+
+    rows: tuple[NetworkRow, ...]
+    overhead_us: float | None
+    batch: BatchResult
+
+
+def measure_interleaved(
+    space: SpaceSpec,
+    archs: Sequence[str],
+    runtime: Runtime,
+    config: ProtocolConfig | None = None,
+    *,
+    entry_runtime: Runtime | None = None,
+    cache: Any = None,
+) -> InterleavedRun:
+    """Time every entry the ``archs`` use, the networks themselves and the trivial model in one batch.
+
+    One :func:`profiler.protocol.measure_batch` call shuffles them into the same
+    passes (as a profiling job with validation networks does, batch by
+    batch), so a drift of the machine touches the LUT's entries and the
+    networks alike and cannot pass for a LUT error. ``entry_runtime`` (default
+    ``runtime``) measures the entries and the trivial model, e.g. a cache-mode
+    wrapper (:mod:`profiler.coldcache`); the networks always run on
+    ``runtime``, warm. Each row's raw sum is the sum of its entries' medians.
+    """
+    from .export import ArtifactCache, entry_target, network_target
+    from .local import default_sentinel
+
+    cfg = config or ProtocolConfig()
+    cache = cache if cache is not None else ArtifactCache()
+    entry_rt = entry_runtime or runtime
+    entries = list(dict.fromkeys(e for a in archs for e in space.entries_of(a)))
+
+    def load(rt: Runtime, target: Any) -> Loaded:
+        artifact = cache.get(target, rt.format)
+        return rt.load(artifact.path, artifact.input_shape)
+
+    loaded: list[tuple[str, Loaded]] = []
+    sentinel: Loaded | None = None
+    try:
+        loaded += [(e.key, load(entry_rt, entry_target(e))) for e in [*entries, TRIVIAL_ENTRY]]
+        loaded += [(f"net:{i}", load(runtime, network_target(space, a))) for i, a in enumerate(archs)]
+        sentinel = load(runtime, entry_target(default_sentinel(space)))
+        batch = measure_batch(loaded, sentinel, cfg)
+    finally:
+        for _, model in loaded:
+            model.close()
+        if sentinel is not None:
+            sentinel.close()
+    median = {k: r.summary.median for k, r in batch.entries.items() if r.summary is not None}
+    failed = sorted(k for k, r in batch.entries.items() if r.summary is None and k != TRIVIAL_ENTRY.key)
+    if failed:
+        raise RuntimeError(f"measure_interleaved: no statistics for {', '.join(failed[:5])}")
+    rows = []
+    for i, arch in enumerate(archs):
+        parts = space.entries_of(arch)
+        rows.append(NetworkRow(arch, median[f"net:{i}"], math.fsum(median[e.key] for e in parts), len(parts)))
+    return InterleavedRun(tuple(rows), median.get(TRIVIAL_ENTRY.key), batch)
 
 
 def prefetch_networks(space: SpaceSpec, archs: Sequence[str], fmt: str, cache: Any = None) -> Any:

@@ -180,6 +180,9 @@ class ClaimRequest(Strict):
     agent: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     max_items: Annotated[int, Field(ge=1, le=1000)] = 16
     lease_seconds: Annotated[float, Field(gt=0, le=86400, allow_inf_nan=False)] | None = None
+    #: The agent's own id for this lease, written to its disk before it asks: a retried claim with
+    #: the same id gets the same items back, and a restarted agent can hand them back by it.
+    lease_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,64}$")] | None = None
 
 
 class WorkItemPublic(BaseModel):

@@ -8,6 +8,7 @@ deadline.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -133,6 +134,11 @@ def progress(url: str, token: str, job_id: int) -> dict:
         return client.job(job_id)["progress"]
 
 
+def agent_ident(url: str, token: str) -> str:
+    """The folder under ``$HWLUT_HOME/agents`` of an agent of ``url`` with ``token`` (as the agent names it)."""
+    return hashlib.sha256(f"{url.rstrip('/')}\n{token}".encode()).hexdigest()[:16]
+
+
 def lease_records() -> list[Path]:
     """Leases that agents under this session's HWLUT_HOME recorded as being measured."""
     return list((Path(os.environ["HWLUT_HOME"]) / "agents").glob("*/slot-*/leases/*.json"))
@@ -170,23 +176,16 @@ def test_whole_job_completes_and_its_lut_is_served(server, tmp_path, agents) -> 
 def test_agent_killed_then_restarted_measures_each_item_once(server, tmp_path, agents) -> None:
     url, admin = server
     token = register(url, admin)
-    # A kill between the server granting a claim and the agent recording the lease on disk
-    # leaves a lease the restarted agent cannot hand back: it expires, and the restarted
-    # agent takes its items (the issue's fallback). A short lease keeps that case within
-    # the test's time; the kill is aimed at a recorded lease, the usual case.
-    job = create_job(url, token, SLOW, lease_seconds=15.0)
+    # The default lease (300 s) is longer than the test may wait: the restarted agent must hand the
+    # dead agent's lease back (its id is on disk before every claim), not wait for it to expire.
+    job = create_job(url, token, SLOW)
     first = AgentProcess(tmp_path, url, token, "--once", "--batch", "2")
     agents.append(first)
-    poll(
-        lambda: progress(url, token, job["id"])["done"] >= 2 and lease_records(),
-        "a first upload while a lease is recorded",
-    )
+    poll(lambda: progress(url, token, job["id"])["done"] >= 2, "a first upload")
     first.proc.send_signal(signal.SIGKILL)
     first.wait()
-    recorded = lease_records()  # what the dead agent left: the restarted one must hand it back
     after_kill = progress(url, token, job["id"])
     assert after_kill["done"] < len(KEYS), "the job ended before the kill: make SLOW slower"
-    assert after_kill["leased"] >= 1  # the dead agent's lease still holds items
 
     second = AgentProcess(tmp_path, url, token, "--once", "--batch", "2")
     agents.append(second)
@@ -197,9 +196,33 @@ def test_agent_killed_then_restarted_measures_each_item_once(server, tmp_path, a
     with HwlutClient(url, token=token) as client:
         assert client.job(job["id"])["status"] == "complete"
         assert sorted(client.lut("box", job["id"]).entries) == sorted(KEYS)
-    if recorded:  # the restarted agent handed back the dead lease instead of waiting for it to expire
+    if after_kill["leased"]:  # the dead agent held a lease: the restarted one handed it back
         assert "handed back" in second.text(), second.text()
     assert set(second.measured()) | set(first.measured()) == set(KEYS)
+    assert not lease_records()
+
+
+def test_a_claim_granted_but_never_recorded_is_handed_back_by_its_id(server, tmp_path, agents) -> None:
+    """The gap of a kill between the server granting a claim and the agent hearing of it."""
+    url, admin = server
+    token = register(url, admin)
+    job = create_job(url, token, FAST, keys=KEYS[:3])
+    lease_id = "f" * 32
+    # What a dead agent leaves: the lease's id on disk (written before it asked), no items ...
+    slot = Path(os.environ["HWLUT_HOME"]) / "agents" / agent_ident(url, token) / "slot-1"
+    Outbox(slot).begin_lease(job["id"], lease_id, None)
+    # ... and on the server, the items it was granted (a retried claim with the same id gets the same ones)
+    with HwlutClient(url, token=token) as client:
+        granted = client.claim(job["id"], agent="dead", max_items=2, lease_id=lease_id)
+        again = client.claim(job["id"], agent="dead", max_items=2, lease_id=lease_id)
+        assert [i.item_id for i in granted.items] == [i.item_id for i in again.items] and len(granted.items) == 2
+        assert client.job(job["id"])["progress"]["leased"] == 2
+    agent = AgentProcess(tmp_path, url, token, "--once", "--batch", "3")
+    agents.append(agent)
+    assert agent.wait(timeout=120) == 0, agent.text()
+    assert "handed back 2 unmeasured item(s)" in agent.text(), agent.text()
+    assert sorted(agent.measured()) == sorted(KEYS[:3])
+    assert progress(url, token, job["id"])["done"] == 3
 
 
 def test_server_restarted_mid_job_nothing_lost(home, tmp_path, agents) -> None:
@@ -283,6 +306,15 @@ def test_runtime_for_job_takes_or_checks_the_jobs_settings() -> None:
     assert canonical_runtime("ONNXRuntime") == "ort" and canonical_runtime("coreml") is None
     with pytest.raises(ValueError, match="unknown runtime"):
         AgentConfig(server="http://x", token="t", runtime="coreml")
+    # the job's cache mode: the entries' runtime is wrapped, absent means warm (jobs made before modes existed)
+    assert "cache_mode" not in rt.settings()
+    l2 = runtime_for_job({**job, "options": {"cache_mode": "l2"}}, AgentConfig(server="http://x", token="t"))
+    assert l2.settings()["cache_mode"] == "l2" and l2.settings()["threads"] == 2
+    with pytest.raises(SettingsMismatch, match="unknown cache mode"):
+        runtime_for_job({**job, "options": {"cache_mode": "tepid"}}, AgentConfig(server="http://x", token="t"))
+    adb_job = {"id": 8, "runtime": "adb", "threads": 1, "options": {"cache_mode": "l2"}}
+    with pytest.raises(SettingsMismatch, match="phone"):
+        runtime_for_job(adb_job, AgentConfig(server="http://x", token="t"))
 
 
 def test_outbox_keeps_results_until_acknowledged(tmp_path: Path) -> None:

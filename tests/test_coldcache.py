@@ -60,3 +60,12 @@ def test_l2_mode_measures_a_real_entry_and_flushes_before_each_timed_run(name: s
         model.close()
     assert result.summary is not None and result.summary.median > 0
     assert runtime.flusher.touches >= len(result.samples)
+
+
+def test_each_runtime_has_a_default_cache_mode() -> None:
+    from profiler.coldcache import DEFAULT_CACHE_MODES, default_cache_mode
+
+    assert default_cache_mode("tflite") == "l2" and default_cache_mode("litert") == "l2"
+    assert default_cache_mode("ort") == "warm" and default_cache_mode("onnxruntime") == "warm"
+    assert default_cache_mode("adb") == "warm"  # a phone's caches are not this machine's to evict
+    assert set(DEFAULT_CACHE_MODES.values()) <= set(CACHE_MODES)

@@ -80,3 +80,20 @@ def test_normalize_records_each_entrys_sentinel_factor(tmp_path: Path) -> None:
     assert len(table.entries) == 3
     for stats in table.entries.values():
         assert 0.5 < stats["sentinel_factor"] < 2.0
+
+
+def test_litert_luts_default_to_the_l2_cache_mode(tmp_path: Path) -> None:
+    args = ["profile", "--runtime", "tflite", "-r", "32", "--limit", "2", "--time-cap", "0.2", "--slice", "0.01"]
+    done = subprocess.run(
+        [sys.executable, "-c", "from hwlut.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (out,) = tmp_path.glob("lut-fbnet-32-tflite-1t.json")  # the runtime's default mode: no suffix
+    table = LatencyTable.load(out)
+    assert table.provenance["runtime"]["cache_mode"] == "l2"
+    assert table.provenance["runtime"]["cache_flush_bytes"] >= 1 << 16
+    assert len(table.entries) == 2

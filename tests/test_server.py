@@ -306,6 +306,7 @@ BAD: list[tuple[str, str, Any, int, list[Any]]] = [
         ["results[1]", "item_id"],
     ),
     ("POST", "/v1/jobs/{job}/claim", {"agent": "a", "max_items": 0}, 422, ["body", "max_items"]),
+    ("POST", "/v1/jobs/{job}/claim", {"agent": "a", "lease_id": "short"}, 422, ["body", "lease_id"]),
     ("POST", "/v1/devices/mine/luts", {"content": "key,latency_us\nnot_a_key,1\n"}, 422, ["body", "content"]),
     (
         "POST",

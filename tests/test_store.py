@@ -122,6 +122,33 @@ def test_expired_lease_is_reclaimed_and_heartbeat_extends(store: Store) -> None:
             )
 
 
+def test_a_claim_with_the_agents_lease_id_is_idempotent(store: Store) -> None:
+    job_id = _job(store)
+    lease_id = "a1" * 16
+    t0 = utcnow()
+    with store.transaction(write=True) as session:
+        job = crud.get_job(session=session, job_id=job_id)
+        first = crud.claim_items(session=session, job=job, agent="a", max_items=3, lease_id=lease_id, now=t0)
+        ids = [i.id for i in first.items]
+        assert first.lease_id == lease_id and len(ids) == 3
+    with store.transaction(write=True) as session:  # the answer was lost: the agent asks again, same id
+        job = crud.get_job(session=session, job_id=job_id)
+        later = t0 + timedelta(seconds=100)
+        again = crud.claim_items(session=session, job=job, agent="a", max_items=3, lease_id=lease_id, now=later)
+        assert [i.id for i in again.items] == ids  # the same items, nothing more leased
+        assert again.expires_at == later + timedelta(seconds=job.lease_seconds)  # and their lease renewed
+        assert crud.job_progress(session=session, job=job)["leased"] == 3
+        crud.upload_results(
+            session=session, job=job, lease_id=lease_id, results=[{"item_id": i, "stats": {"median": 9.0}} for i in ids]
+        )
+    with store.transaction(write=True) as session:  # an id whose items are finished is not leased again
+        job = crud.get_job(session=session, job_id=job_id)
+        with pytest.raises(crud.Conflict) as caught:
+            crud.claim_items(session=session, job=job, agent="a", max_items=3, lease_id=lease_id)
+        assert caught.value.field == "lease_id"
+        assert crud.job_progress(session=session, job=job)["leased"] == 0
+
+
 def test_upload_is_idempotent_and_completes_the_job(store: Store) -> None:
     job_id = _job(store)
     with store.transaction(write=True) as session:

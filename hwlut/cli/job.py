@@ -26,6 +26,10 @@ def create(
     threads: Annotated[int, typer.Option(min=1, help="Runtime threads.")] = 1,
     xnnpack: Annotated[bool | None, typer.Option("--xnnpack/--no-xnnpack", help="LiteRT/adb: XNNPACK.")] = None,
     optimization: Annotated[str | None, typer.Option(help="onnxruntime optimisation level.")] = None,
+    cache_mode: Annotated[
+        str | None,
+        typer.Option(help="warm, l2 or cold: caches evicted before each timed run (default: the runtime's)."),
+    ] = None,
     precision: Annotated[float | None, typer.Option(help="Target ± share of the median's 95% CI.")] = None,
     time_cap: Annotated[float | None, typer.Option(help="Measuring time cap per entry, seconds.")] = None,
     entries: Annotated[
@@ -62,6 +66,11 @@ def create(
         options["xnnpack"] = xnnpack
     if optimization is not None:
         options["optimization"] = optimization
+    from profiler.coldcache import CACHE_MODES, default_cache_mode
+
+    options["cache_mode"] = cache_mode or default_cache_mode(runtime)
+    if options["cache_mode"] not in CACHE_MODES:
+        raise typer.BadParameter(f"known: {', '.join(CACHE_MODES)}", param_hint="--cache-mode")
     protocol = {k: v for k, v in (("target_rel_ci", precision), ("time_cap_s", time_cap)) if v is not None}
     if protocol:
         options["protocol"] = protocol

@@ -160,11 +160,12 @@ def profile(
     adb_cpu_mask: Annotated[str | None, typer.Option(help="adb: taskset CPU mask, e.g. f0.")] = None,
     adb_num_runs: Annotated[int, typer.Option(min=1, help="adb: --num_runs per benchmark_model call.")] = 50,
     cache_mode: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="warm: entries run back to back; cold: caches evicted before every timed run; l2: only the L2 evicted."
+            help="warm: entries run back to back; cold: caches evicted before every timed run; l2: only the L2 "
+            "evicted. Default: the runtime's (l2 for tflite, warm otherwise; see the README's accuracy figures)."
         ),
-    ] = "warm",
+    ] = None,
     cache_flush_mb: Annotated[
         float | None, typer.Option(min=0.01, help="cold/l2: MiB read to evict (default 1.5x LLC, at most 128 / 2x L2).")
     ] = None,
@@ -178,6 +179,10 @@ def profile(
         spec = load_space(space, resolution=resolution)
     except SpecError as exc:
         raise typer.BadParameter(str(exc), param_hint="--space") from None
+    from profiler.coldcache import default_cache_mode
+
+    default_mode = default_cache_mode(runtime)
+    cache_mode = cache_mode or default_mode
     rt = runtime_from_options(
         runtime,
         threads,
@@ -190,7 +195,7 @@ def profile(
         cache_mode=cache_mode,
         cache_flush_bytes=int(cache_flush_mb * (1 << 20)) if cache_flush_mb else None,
     )
-    suffix = "" if cache_mode == "warm" else f"-{cache_mode}"
+    suffix = "" if cache_mode == default_mode else f"-{cache_mode}"
     out = out or Path(f"lut-{spec.name}-{spec.resolution}-{runtime}-{threads}t{suffix}.json")
     cfg = protocol_config(
         precision=precision,

@@ -289,6 +289,8 @@ def _main(
         except Conflict:
             device_token = client.new_token(name)
             console.print(f"device: {name} (registered before; a new token issued)")
+    from profiler.coldcache import default_cache_mode
+
     runs: list[_Run] = []
     with HwlutClient(url, token=device_token) as client:
         for rt, label in RUNTIMES:
@@ -298,7 +300,7 @@ def _main(
                 resolution=resolution,
                 runtime=rt,
                 threads=1,
-                options={"protocol": protocol},
+                options={"protocol": protocol, "cache_mode": default_cache_mode(rt)},
                 entries=[e.key for e in entries] if limit else None,
                 validation={"n": networks, "seed": VALIDATION_SEED} if networks else None,
             )

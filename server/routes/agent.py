@@ -42,7 +42,12 @@ def whoami(writer: WriterDep, session: WriteSessionDep) -> WhoAmI:
 def claim(body: ClaimRequest, job: WritableJob, session: WriteSessionDep) -> LeasePublic:
     """Lease up to ``max_items`` items; an expired lease's items are claimable again."""
     lease = crud.claim_items(
-        session=session, job=job, agent=body.agent, max_items=body.max_items, lease_seconds=body.lease_seconds
+        session=session,
+        job=job,
+        agent=body.agent,
+        max_items=body.max_items,
+        lease_seconds=body.lease_seconds,
+        lease_id=body.lease_id,
     )
     items = [
         WorkItemPublic(item_id=i.id, kind=i.kind, key=i.key, fields=i.fields, attempts=i.attempts) for i in lease.items
