@@ -120,6 +120,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="only the first N entries (0: all)")
     parser.add_argument("--every", type=int, default=1, help="only every Nth entry (a spread-out sample)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--min-passes", type=int, default=None, help="protocol: passes before the CI rule may stop")
+    parser.add_argument("--slice", type=float, default=None, help="protocol: timed seconds per entry and pass")
     parser.add_argument("--cache-mode", default=None, help="warm, l2 or cold (default: each runtime's default)")
     parser.add_argument("--normalize", action="store_true", help="sentinel-relative timing (ProtocolConfig.normalize)")
     args = parser.parse_args()
@@ -133,7 +135,8 @@ def main() -> None:
         for name in names
     }
     cache = ArtifactCache()
-    cfg = ProtocolConfig(normalize=args.normalize)
+    tuned = {k: v for k, v in (("min_passes", args.min_passes), ("slice_s", args.slice)) if v is not None}
+    cfg = ProtocolConfig(normalize=args.normalize, **tuned)
 
     t0 = time.perf_counter()
     wanted = [TRIVIAL_ENTRY, default_sentinel(space), *entries]

@@ -12,7 +12,12 @@ what to run and when to stop; the numbers are analysed by the pure
    seeded shuffled order (round-robin; google/benchmark's random
    interleaving), giving each ``pass_warmup_runs`` untimed runs and then
    timed single invocations for ``slice_s`` (at least ``min_runs_per_pass``).
-   A slow spell of the machine thus touches every entry alike.
+   A slow spell of the machine thus touches every entry alike. (Many short
+   passes, e.g. ``min_passes=12, slice_s=0.01``, spread an entry's samples
+   wider and cut the per-entry spread between builds, but the sentinel's
+   half-slices get short enough to trigger redos on noise, and whole
+   networks then run only 2-3 times in a row: see the README's profiling
+   figures. The defaults stay at 3 passes of 50 ms.)
 3. **Sentinel.** The sentinel is timed at the start and at the end of every
    pass. If either median moved beyond ``sentinel_threshold`` (5%) from the
    reference (the median of the accepted sentinel medians so far), the pass's

@@ -83,3 +83,12 @@ def test_a_server_error_is_one_line_not_a_traceback() -> None:
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
     assert out.stderr.startswith("error: GET /v1/devices/d/luts/latest/entries/") and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_export_a_published_network_by_name(tmp_path) -> None:
+    out = tmp_path / "fbnet-c.onnx"
+    result = runner.invoke(app, ["export", "FBNet-C", "-r", "32", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    y = make_runtime("ort").load(out, (1, 3, 32, 32)).infer(np.ones((1, 3, 32, 32), dtype=np.float32))
+    assert y.shape == (1, 100)  # the 32x32 space's classifier

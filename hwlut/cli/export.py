@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from searchspace import ArchitectureError, EntryKeyError, SpecError, load_space, parse_key
+from searchspace import NAMED_ARCHITECTURES, ArchitectureError, EntryKeyError, SpecError, load_space, parse_key
 
 
 def export(
@@ -26,7 +26,8 @@ def export(
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}", param_hint="--format")
-    if "," in key_or_arch:
+    named = key_or_arch.strip().lower().replace("_", "-") in NAMED_ARCHITECTURES.get(space, {})
+    if "," in key_or_arch or named:
         try:
             target = network_target(load_space(space, resolution=resolution), key_or_arch)
         except (ArchitectureError, SpecError) as exc:
