@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,19 @@ def _parse_size(text: str) -> int | None:
     return int(float(match.group(1)) * unit)
 
 
+def _data_caches(root: str | Path) -> Iterator[tuple[int, int]]:
+    """``(level, bytes)`` of CPU 0's data and unified caches, as sysfs lists them under ``root``."""
+    for index in sorted(Path(root).glob("index*")):
+        try:
+            level = int((index / "level").read_text().strip())
+            kind = (index / "type").read_text().strip()
+            size = _parse_size((index / "size").read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if kind != "Instruction" and size:
+            yield level, size
+
+
 def last_level_cache_bytes(root: str | Path = "/sys/devices/system/cpu/cpu0/cache") -> int | None:
     """The size of CPU 0's highest-level data or unified cache, in bytes; None where nothing says.
 
@@ -90,35 +103,13 @@ def last_level_cache_bytes(root: str | Path = "/sys/devices/system/cpu/cpu0/cach
     ``L3 cache`` / ``L2 cache`` lines (which name the size of one instance or
     of all together; the size is taken as written).
     """
-    best: tuple[int, int] | None = None
-    for index in sorted(Path(root).glob("index*")):
-        try:
-            level = int((index / "level").read_text().strip())
-            kind = (index / "type").read_text().strip()
-            size = _parse_size((index / "size").read_text().strip())
-        except (OSError, ValueError):
-            continue
-        if kind == "Instruction" or size is None:
-            continue
-        if best is None or (level, size) > best:
-            best = (level, size)
-    if best is not None:
-        return best[1]
-    return _lscpu_llc()
+    best = max(_data_caches(root), default=None)
+    return best[1] if best is not None else _lscpu_llc()
 
 
 def l2_cache_bytes(root: str | Path = "/sys/devices/system/cpu/cpu0/cache") -> int | None:
     """The size of CPU 0's level-2 data or unified cache (one core's), in bytes; None where sysfs does not say."""
-    for index in sorted(Path(root).glob("index*")):
-        try:
-            level = int((index / "level").read_text().strip())
-            kind = (index / "type").read_text().strip()
-            size = _parse_size((index / "size").read_text().strip())
-        except (OSError, ValueError):
-            continue
-        if level == 2 and kind != "Instruction" and size:
-            return size
-    return None
+    return next((size for level, size in _data_caches(root) if level == 2), None)
 
 
 def _lscpu_llc() -> int | None:

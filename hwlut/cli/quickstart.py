@@ -209,38 +209,28 @@ def quickstart(
             "--limit profiles part of the space: its LUT cannot price whole networks (give --networks 0)",
             param_hint="--networks",
         )
+    run = functools.partial(
+        _main,
+        console,
+        quick=quick,
+        device=device,
+        out=out or home / "luts",
+        started=started,
+        limit=limit,
+        networks=networks,
+    )
     if server is not None:
         admin = token or os.environ.get("HWLUT_ADMIN_TOKEN")
         if not admin:
             raise typer.BadParameter("an existing server needs its admin token (--token or HWLUT_ADMIN_TOKEN)")
-        _main(
-            console,
-            server,
-            admin,
-            quick=quick,
-            device=device,
-            out=out or home / "luts",
-            started=started,
-            limit=limit,
-            networks=networks,
-        )
+        run(server, admin)
         return
     with console.status("starting the server (SQLite under HWLUT_HOME, migrations applied)…"):
         ctx = local_server(home, port=port)
         url, admin, proc = ctx.__enter__()
     try:
         console.print(f"server: {url} (database {home / 'hwlut.db'}, log {home / 'quickstart-server.log'})")
-        _main(
-            console,
-            url,
-            admin,
-            quick=quick,
-            device=device,
-            out=out or home / "luts",
-            started=started,
-            limit=limit,
-            networks=networks,
-        )
+        run(url, admin)
         if serve:
             console.print(
                 f"\nThe server keeps running on {url} (Ctrl-C stops it). Admin token of this session:\n  {admin}"
