@@ -199,7 +199,8 @@ def quickstart(
     """Start the server, register this CPU, profile FBNet on onnxruntime and LiteRT with agents, summarise."""
     from hwlut.paths import hwlut_home
 
-    console = Console()
+    # piped or logged, Rich would cut the tables at 80 columns
+    console = Console() if sys.stdout.isatty() or os.environ.get("COLUMNS") else Console(width=120)
     home = hwlut_home()
     started = time.perf_counter()
     if networks is None:
