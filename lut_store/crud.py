@@ -536,14 +536,16 @@ def claim_items(
         if any(i.status == WorkStatus.LEASED for i in held):
             session.execute(
                 update(WorkItem)
-                .where(WorkItem.lease_id == lease_id, WorkItem.status == WorkStatus.LEASED)
+                .where(WorkItem.job_id == job.id, WorkItem.lease_id == lease_id, WorkItem.status == WorkStatus.LEASED)
                 .values(lease_expires_at=expires, updated_at=now)
                 .execution_options(synchronize_session=False)
             )
             items = list(
                 session.scalars(
                     select(WorkItem)
-                    .where(WorkItem.lease_id == lease_id, WorkItem.status == WorkStatus.LEASED)
+                    .where(
+                        WorkItem.job_id == job.id, WorkItem.lease_id == lease_id, WorkItem.status == WorkStatus.LEASED
+                    )
                     .order_by(WorkItem.id)
                     .execution_options(populate_existing=True)
                 )
@@ -574,7 +576,11 @@ def claim_items(
         )
         if job.status == JobStatus.PENDING:
             job.status = JobStatus.RUNNING
-    items = list(session.scalars(select(WorkItem).where(WorkItem.lease_id == lease_id).order_by(WorkItem.id)))
+    items = list(
+        session.scalars(
+            select(WorkItem).where(WorkItem.job_id == job.id, WorkItem.lease_id == lease_id).order_by(WorkItem.id)
+        )
+    )
     return Lease(lease_id, expires, items)
 
 

@@ -147,6 +147,11 @@ def test_a_claim_with_the_agents_lease_id_is_idempotent(store: Store) -> None:
             crud.claim_items(session=session, job=job, agent="a", max_items=3, lease_id=lease_id)
         assert caught.value.field == "lease_id"
         assert crud.job_progress(session=session, job=job)["leased"] == 0
+        # the same id in another job is another lease: it never reaches the first job's items
+        device = crud.get_device(session=session, name="dev")
+        other = crud.create_job(session=session, device=device, spec=fbnet_space(32), runtime="ort")
+        lease = crud.claim_items(session=session, job=other, agent="a", max_items=2, lease_id=lease_id)
+        assert len(lease.items) == 2 and {i.job_id for i in lease.items} == {other.id}
 
 
 def test_upload_is_idempotent_and_completes_the_job(store: Store) -> None:
