@@ -44,7 +44,7 @@ import time
 from typing import Any
 
 from profiler.accuracy import accuracy_report
-from profiler.coldcache import DEFAULT_L2_BYTES, ColdCacheRuntime, default_flush_bytes, l2_cache_bytes
+from profiler.coldcache import with_cache_mode
 from profiler.export import ArtifactCache, entry_target, export_many, network_target
 from profiler.local import default_sentinel
 from profiler.protocol import TRIVIAL_ENTRY, ProtocolConfig
@@ -58,7 +58,7 @@ VARIANTS = {
 }
 
 
-def runtimes_of(name: str, variant: str, threads: int) -> Runtime:
+def runtime_of(name: str, variant: str, threads: int) -> Runtime:
     """The runtime a variant measures entries *and* networks with (flushes wrap only the entries)."""
     settings: dict[str, Any] = {"threads": threads}
     if variant == "iobinding":
@@ -70,19 +70,23 @@ def runtimes_of(name: str, variant: str, threads: int) -> Runtime:
     return make_runtime(name, **settings)
 
 
+def entry_runtime_of(runtime: Runtime, variant: str) -> Runtime:
+    """The entries' runtime: the cache modes of :mod:`profiler.coldcache` for the flush variants."""
+    if variant == "l2flush":
+        return with_cache_mode(runtime, "l2")
+    if variant == "llcflush":
+        return with_cache_mode(runtime, "cold")
+    if variant.startswith("flush"):
+        return with_cache_mode(runtime, "cold", flush_bytes=int(float(variant[5:]) * (1 << 20)))
+    return runtime
+
+
 def measure_variant(
     space: Any, archs: list[str], name: str, variant: str, threads: int, cfg: ProtocolConfig, cache: ArtifactCache
 ) -> dict[str, Any]:
     """One interleaved batch of entries, networks and the trivial model; the variant's figures."""
-    runtime = runtimes_of(name, variant, threads)
-    flush = None
-    if variant == "l2flush":
-        flush = 2 * (l2_cache_bytes() or DEFAULT_L2_BYTES)
-    elif variant == "llcflush":
-        flush = default_flush_bytes()
-    elif variant.startswith("flush"):
-        flush = int(float(variant[5:]) * (1 << 20))
-    entry_rt = ColdCacheRuntime(runtime, flush, mode="cold") if flush else runtime
+    runtime = runtime_of(name, variant, threads)
+    entry_rt = entry_runtime_of(runtime, variant)
     t0 = time.perf_counter()
     run = measure_interleaved(space, archs, runtime, cfg, entry_runtime=entry_rt, cache=cache)
     wall = time.perf_counter() - t0

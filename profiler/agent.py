@@ -68,10 +68,10 @@ from typing import Any
 
 from searchspace import ArchitectureError, Entry, SpaceSpec, parse_key, validation_archs
 
-from .coldcache import CACHE_MODES, with_cache_mode
+from .coldcache import CACHE_MODES, warm_runtime, with_cache_mode
 from .protocol import TRIVIAL_ENTRY, PassReport, ProtocolConfig, measure_batch, measure_single
 from .provenance import collect_host, mismatches
-from .runtimes import Loaded, Runtime, make_runtime
+from .runtimes import RUNTIME_ALIASES, Loaded, Runtime, canonical_runtime, make_runtime
 
 __all__ = [
     "RUNTIME_ALIASES",
@@ -88,18 +88,6 @@ __all__ = [
     "validation_open",
 ]
 
-#: A job's ``runtime`` as people write it → the agent's runtime name.
-RUNTIME_ALIASES = {
-    "ort": "ort",
-    "onnxruntime": "ort",
-    "onnx": "ort",
-    "tflite": "tflite",
-    "litert": "tflite",
-    "ai-edge-litert": "tflite",
-    "adb": "adb",
-    "android": "adb",
-}
-
 
 class AgentError(RuntimeError):
     """The agent cannot go on (the server stayed away past its patience, the token is refused, ...)."""
@@ -111,11 +99,6 @@ class SettingsMismatch(AgentError):
 
 class _Stopped(Exception):
     """Raised inside a pass callback to end a batch early (stop requested, lease lost)."""
-
-
-def canonical_runtime(name: str | None) -> str | None:
-    """``ort``, ``tflite`` or ``adb`` for a runtime name or alias (case-insensitive); None when unknown."""
-    return None if name is None else RUNTIME_ALIASES.get(name.strip().lower())
 
 
 def job_protocol(job: dict[str, Any]) -> ProtocolConfig:
@@ -421,7 +404,7 @@ class _JobState:
 
         assert self.space is not None
         artifact = self.cache.get(network_target(self.space, arch), self.runtime.format)
-        return getattr(self.runtime, "inner", self.runtime).load(artifact.path, artifact.input_shape)
+        return warm_runtime(self.runtime).load(artifact.path, artifact.input_shape)
 
     def prefetch_networks(self, archs: Sequence[str]) -> None:
         """Export the networks the artifact cache lacks in one grouped, parallel call (a stand-in cache: nothing).

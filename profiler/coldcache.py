@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .runtimes import Loaded, Runtime
+from .runtimes import Loaded, Runtime, canonical_runtime
 
 __all__ = [
     "CACHE_MODES",
@@ -53,6 +53,7 @@ __all__ = [
     "default_flush_bytes",
     "l2_cache_bytes",
     "last_level_cache_bytes",
+    "warm_runtime",
     "with_cache_mode",
 ]
 
@@ -240,10 +241,14 @@ def with_cache_mode(runtime: Runtime, mode: str = "warm", *, flush_bytes: int | 
     raise ValueError(f"cache mode: unknown {mode!r}; known: {', '.join(CACHE_MODES)}")
 
 
+def warm_runtime(runtime: Runtime) -> Runtime:
+    """The runtime without its cache-mode wrapper: how a whole network runs, as deployed."""
+    return runtime.inner if isinstance(runtime, ColdCacheRuntime) else runtime
+
+
 def default_cache_mode(runtime: str) -> str:
     """The cache mode LUTs of ``runtime`` (``ort``, ``tflite``, ``adb``; ``onnxruntime`` too) default to."""
-    name = {"onnxruntime": "ort", "litert": "tflite"}.get(runtime, runtime)
-    return DEFAULT_CACHE_MODES.get(name, "warm")
+    return DEFAULT_CACHE_MODES.get(canonical_runtime(runtime) or runtime, "warm")
 
 
 def cache_mode_of(settings: dict[str, Any] | None) -> str:

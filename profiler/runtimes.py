@@ -25,11 +25,13 @@ import numpy as np
 
 __all__ = [
     "RUNTIMES",
+    "RUNTIME_ALIASES",
     "LiteRTRuntime",
     "Loaded",
     "OrtRuntime",
     "Runtime",
     "RuntimeUnavailable",
+    "canonical_runtime",
     "make_runtime",
 ]
 
@@ -265,6 +267,23 @@ class LiteRTRuntime(Runtime):
 
 
 RUNTIMES: dict[str, type[Runtime]] = {"ort": OrtRuntime, "tflite": LiteRTRuntime}
+
+#: A job's ``runtime`` as people write it → a runtime's name.
+RUNTIME_ALIASES = {
+    "ort": "ort",
+    "onnxruntime": "ort",
+    "onnx": "ort",
+    "tflite": "tflite",
+    "litert": "tflite",
+    "ai-edge-litert": "tflite",
+    "adb": "adb",
+    "android": "adb",
+}
+
+
+def canonical_runtime(name: str | None) -> str | None:
+    """``ort``, ``tflite`` or ``adb`` for a runtime name or alias (case-insensitive); None when unknown."""
+    return None if name is None else RUNTIME_ALIASES.get(name.strip().lower())
 
 
 def make_runtime(

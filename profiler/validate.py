@@ -31,7 +31,7 @@ from searchspace import LatencyTable, SpaceSpec
 from searchspace.validation import DEFAULT_NETWORKS, validation_archs
 
 from .accuracy import AccuracyReport, Calibration, Figures, NetworkRow, accuracy_report
-from .coldcache import cache_mode_of
+from .coldcache import cache_mode_of, warm_runtime
 from .network import NetworkMeasurement, measure_networks
 from .protocol import TRIVIAL_ENTRY, BatchResult, ProtocolConfig, measure_batch
 from .provenance import now_iso
@@ -133,7 +133,7 @@ def validate_lut(
     :class:`searchspace.MissingEntries` before measuring anything when the
     LUT lacks an entry of a network.
     """
-    plain = getattr(runtime, "inner", runtime)  # networks always run warm
+    plain = warm_runtime(runtime)  # networks always run warm
     if check:
         check_runtime(table, plain)
     space = table.space

@@ -16,7 +16,7 @@ from profiler.report import layer_grid, lut_summary
 from profiler.runtimes import make_runtime
 from searchspace import LatencyTable, load_space
 
-QUICK = ProtocolConfig(warmup_runs=3, warmup_s=0.05, entry_warmup_s=0.0, slice_s=0.01, time_cap_s=0.15, min_passes=3)
+QUICK = ProtocolConfig(warmup_runs=3, warmup_s=0.05, entry_warmup_s=0.0, slice_s=0.01, time_cap_s=0.15)
 WIDE = {"COLUMNS": "220"}
 
 

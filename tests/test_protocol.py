@@ -50,7 +50,7 @@ class FakeLoaded(Loaded):
         return x
 
 
-FAST = ProtocolConfig(warmup_runs=2, warmup_s=0.001, entry_warmup_s=0.0, slice_s=0.002, time_cap_s=0.05, min_passes=3)
+FAST = ProtocolConfig(warmup_runs=2, warmup_s=0.001, entry_warmup_s=0.0, slice_s=0.002, time_cap_s=0.05)
 
 
 def _batch(clock: FakeClock, log: list, **bases: float) -> list[tuple[str, Loaded]]:
@@ -166,9 +166,7 @@ def test_lasting_drift_is_flagged_after_max_redo() -> None:
         if report.accepted and report.index == 0:
             clock.factor = 1.5  # stays slow
 
-    cfg = ProtocolConfig(
-        warmup_runs=2, warmup_s=0.001, entry_warmup_s=0.0, slice_s=0.002, time_cap_s=0.02, max_redo=2, min_passes=3
-    )
+    cfg = ProtocolConfig(warmup_runs=2, warmup_s=0.001, entry_warmup_s=0.0, slice_s=0.002, time_cap_s=0.02, max_redo=2)
     result = measure_batch(items, FakeLoaded("sentinel", clock, 50.0, jitter=0.0), cfg, clock=clock, on_pass=on_pass)
     assert result.passes_flagged >= 1
     assert result.passes_redone >= cfg.max_redo
@@ -256,7 +254,7 @@ class _StopAfter(ProfileHooks):
 def test_profile_space_resumes_without_remeasuring(tmp_path: Path) -> None:
     space = load_space("fbnet", resolution=32)
     entries = space.distinct_entries()[:6]
-    cfg = ProtocolConfig(warmup_runs=1, warmup_s=0.0, entry_warmup_s=0.0, slice_s=0.0, time_cap_s=1.0, min_passes=3)
+    cfg = ProtocolConfig(warmup_runs=1, warmup_s=0.0, entry_warmup_s=0.0, slice_s=0.0, time_cap_s=1.0)
     out = tmp_path / "lut.json"
     cache = FakeCache(tmp_path)
     first = FakeRuntime()

@@ -29,6 +29,8 @@ from rich.table import Table
 
 from searchspace import LatencyTable, LutFileError
 
+from .options import lut_file_option
+
 __all__ = ["show"]
 
 
@@ -55,10 +57,7 @@ def show(
         table, label = _from_server(server, device, job)
     else:
         assert file is not None
-        try:
-            table = LatencyTable.load(file)
-        except (LutFileError, KeyError, TypeError, ValueError) as exc:
-            raise typer.BadParameter(f"{file}: {exc}", param_hint="FILE") from None
+        table = lut_file_option(file, "FILE")
         label = str(file)
     summary, grid, fixed = lut_summary(table), layer_grid(table), fixed_rows(table)
     if as_json:

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from searchspace import ArchitectureError, LatencyTable, LutFileError, MissingEntries, SpecError, load_space
+from searchspace import ArchitectureError, MissingEntries, SpecError, load_space
 
 from .options import (
     MinPassesOpt,
@@ -26,6 +26,7 @@ from .options import (
     TimeCapOpt,
     WarmupRunsOpt,
     WarmupTimeOpt,
+    lut_file_option,
     protocol_config,
 )
 
@@ -66,10 +67,7 @@ def measure_arch(
         raise typer.BadParameter(f"unknown runtime {runtime!r}; known: {', '.join(RUNTIMES)}", param_hint="--runtime")
     table = None
     if lut is not None:
-        try:
-            table = LatencyTable.load(lut)
-        except (LutFileError, KeyError, TypeError, ValueError) as exc:
-            raise typer.BadParameter(f"{lut}: {exc}", param_hint="--lut") from None
+        table = lut_file_option(lut, "--lut")
     try:
         if table is not None and space is None:
             if resolution is not None and resolution != table.space.resolution:

@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from profiler.protocol import ProtocolConfig
+    from searchspace import LatencyTable
 
 __all__ = [
     "MinPassesOpt",
@@ -16,6 +19,7 @@ __all__ = [
     "TimeCapOpt",
     "WarmupRunsOpt",
     "WarmupTimeOpt",
+    "lut_file_option",
     "protocol_config",
 ]
 
@@ -51,3 +55,13 @@ def protocol_config(
         min_passes=min_passes,
         **extra,
     )
+
+
+def lut_file_option(path: Path, param_hint: str) -> LatencyTable:
+    """The hwlut LUT file at ``path``; a file that is none is a usage error naming ``param_hint``."""
+    from searchspace import LatencyTable, LutFileError
+
+    try:
+        return LatencyTable.load(path)
+    except (LutFileError, KeyError, TypeError, ValueError) as exc:
+        raise typer.BadParameter(f"{path}: {exc}", param_hint=param_hint) from None

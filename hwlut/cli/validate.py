@@ -48,6 +48,7 @@ from .options import (
     TimeCapOpt,
     WarmupRunsOpt,
     WarmupTimeOpt,
+    lut_file_option,
     protocol_config,
 )
 
@@ -183,10 +184,7 @@ def validate(
         label = f"{server.rstrip('/')} {device} LUT {job_id}"
     else:
         assert lut is not None
-        try:
-            table = LatencyTable.load(lut)
-        except (LutFileError, KeyError, TypeError, ValueError) as exc:
-            raise typer.BadParameter(f"{lut}: {exc}", param_hint="--lut") from None
+        table = lut_file_option(lut, "--lut")
         label = str(lut)
     lut_rt = table.provenance.get("runtime") or {}
     name = runtime or lut_rt.get("runtime") or "ort"
