@@ -80,6 +80,9 @@ def main() -> None:
     parser.add_argument("--needed-only", action="store_true", help="profile only the entries the networks use")
     parser.add_argument("--precision", type=float, default=0.01, help="target CI half-width (entries and networks)")
     parser.add_argument("--time-cap", type=float, default=3.0, help="time cap per entry / network, seconds")
+    parser.add_argument("--min-passes", type=int, default=None, help="protocol: passes before the CI rule may stop")
+    parser.add_argument("--slice", type=float, default=None, help="protocol: timed seconds per model and pass")
+    parser.add_argument("--min-runs", type=int, default=None, help="protocol: timed runs per model and pass, at least")
     parser.add_argument("--plot-dir", type=Path, default=None, help="write one PNG per runtime and mode here")
     parser.add_argument("--json", type=Path, default=None, help="also write every report here")
     parser.add_argument(
@@ -98,14 +101,18 @@ def main() -> None:
     )
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     cache = ArtifactCache()
-    cfg = ProtocolConfig(target_rel_ci=args.precision, time_cap_s=args.time_cap)
+    tuned = {"min_passes": args.min_passes, "slice_s": args.slice, "min_runs_per_pass": args.min_runs}
+    cfg = ProtocolConfig(
+        target_rel_ci=args.precision, time_cap_s=args.time_cap, **{k: v for k, v in tuned.items() if v is not None}
+    )
     flush = int(args.cold_flush_mb * (1 << 20)) if args.cold_flush_mb else None
     tmp = tempfile.TemporaryDirectory(prefix="hwlut-accuracy-")
     lut_dir = args.lut_dir or Path(tmp.name)
     out: dict[str, Any] = {"resolution": args.resolution, "n": len(archs), "seed": args.seed, "runtimes": {}}
     print(
         f"FBNet-{args.resolution}, {args.threads} thread(s), {len(archs)} validation networks (seed {args.seed}), "
-        f"{len(entries)} LUT entries, modes {modes}, precision ±{args.precision:.1%}, LUTs in {lut_dir}",
+        f"{len(entries)} LUT entries, modes {modes}, precision ±{args.precision:.1%}, {cfg.min_passes} passes "
+        f"of {cfg.slice_s * 1000:g} ms (at least {cfg.min_runs_per_pass} runs), LUTs in {lut_dir}",
         flush=True,
     )
     for name in args.runtimes.split(","):

@@ -8,18 +8,23 @@ per runtime:
 
 - wall seconds per complete build (the whole ``profile_space`` call: loading
   models, the overhead model, warm-up, passes, file writes), and where they
-  went: inside inference calls (its share of the wall time), loading, file
-  writes;
+  went: inside inference calls (its share of the wall time), evicting
+  caches before timed runs in a ``cold`` or ``l2`` cache mode (LiteRT's
+  default ``l2``: deliberate, not inference), loading, file writes;
 - the median (and max) CI half-width relative to the median, stop reasons,
   passes redone;
 - repeatability: per-entry relative difference ``|a / b - 1|`` of the
-  medians of the two builds, its median and 95th percentile.
+  medians of the two builds, its median and 95th percentile; the builds'
+  common shift (a whole build on a slower machine) and the spread around it;
+  the same figures for the entries' p10 and min (which were less repeatable
+  than the median here).
 
 Goals (issue 3, FBNet-224, 1 thread): <= 120 s per build, >= 80% of wall time
 inside inference calls, repeatability median <= 1% and p95 <= 3%.
 
     python bench/profile.py                          # FBNet-224, ort and tflite, 1 thread (the real run)
     python bench/profile.py -r 32 --limit 6          # a smoke run
+    python bench/profile.py --min-passes 3 --slice 0.05 --min-runs 3 --keep DIR   # the old protocol; keep the LUTs
     python bench/profile.py --every 7                # every 7th entry of FBNet-224: ~1/7 of the time
 """
 
@@ -34,6 +39,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
 import argparse
+import contextlib
 import json
 import platform
 import tempfile
@@ -61,6 +67,8 @@ def _build_figures(table: LatencyTable, wall: float) -> dict[str, Any]:
         "wall_s": round(wall, 2),
         "inference_s": session.get("inference_s"),
         "inference_share": session["inference_s"] / wall if wall else None,
+        "eviction_s": session.get("cache_eviction_s"),
+        "eviction_share": session["cache_eviction_s"] / wall if wall and session.get("cache_eviction_s") else None,
         "load_s": session.get("load_s"),
         "save_s": session.get("save_s"),
         "saves": session.get("saves"),
@@ -74,8 +82,8 @@ def _build_figures(table: LatencyTable, wall: float) -> dict[str, Any]:
     }
 
 
-def _repeatability(a: LatencyTable, b: LatencyTable) -> dict[str, Any]:
-    """Per-entry ``|a / b - 1|`` of the medians; also the builds' common shift and the spread around it.
+def _repeatability(a: LatencyTable, b: LatencyTable, stat: str = "median") -> dict[str, Any]:
+    """Per-entry ``|a / b - 1|`` of the medians (or ``stat``); also the builds' common shift and the spread around it.
 
     ``shift`` is the median of ``a / b - 1``: a whole build measured on a
     slower (or faster) machine moves every entry alike. ``*_unshifted`` are the
@@ -83,7 +91,7 @@ def _repeatability(a: LatencyTable, b: LatencyTable) -> dict[str, Any]:
     per-entry disagreement.
     """
     common = sorted(set(a.entries) & set(b.entries))
-    ratio = np.array([a.entries[k]["median"] / b.entries[k]["median"] for k in common])
+    ratio = np.array([a.entries[k][stat] / b.entries[k][stat] for k in common])
     if not ratio.size:
         return {"entries": 0, "median": None, "p95": None, "max": None, "shift": None}
     diff = np.abs(ratio - 1)
@@ -123,6 +131,9 @@ def main() -> None:
     parser.add_argument("--min-passes", type=int, default=None, help="protocol: passes before the CI rule may stop")
     parser.add_argument("--slice", type=float, default=None, help="protocol: timed seconds per entry and pass")
     parser.add_argument("--cache-mode", default=None, help="warm, l2 or cold (default: each runtime's default)")
+    parser.add_argument("--min-runs", type=int, default=None, help="protocol: timed runs per entry and pass, at least")
+    parser.add_argument("--sentinel-slice", type=float, default=None, help="protocol: sentinel seconds at each end")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the LUT files here")
     parser.add_argument("--normalize", action="store_true", help="sentinel-relative timing (ProtocolConfig.normalize)")
     args = parser.parse_args()
 
@@ -135,7 +146,13 @@ def main() -> None:
         for name in names
     }
     cache = ArtifactCache()
-    tuned = {k: v for k, v in (("min_passes", args.min_passes), ("slice_s", args.slice)) if v is not None}
+    tuned = {
+        "min_passes": args.min_passes,
+        "slice_s": args.slice,
+        "min_runs_per_pass": args.min_runs,
+        "sentinel_slice_s": args.sentinel_slice,
+    }
+    tuned = {k: v for k, v in tuned.items() if v is not None}
     cfg = ProtocolConfig(normalize=args.normalize, **tuned)
 
     t0 = time.perf_counter()
@@ -155,7 +172,9 @@ def main() -> None:
     order = [*names, *reversed(names)]  # ABBA: a slow spell touches both runtimes and both builds
     tables: dict[str, list[LatencyTable]] = {name: [] for name in names}
     builds: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-    with tempfile.TemporaryDirectory() as tmp:
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    with contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory() as tmp:
         for step, name in enumerate(order):
             build = len(tables[name])
             out = Path(tmp) / f"{name}-{build}.json"
@@ -167,7 +186,9 @@ def main() -> None:
             fig = builds[name][-1]
             print(
                 f"  [{step + 1}/{len(order)}] {name} build {build + 1}: {wall:.1f} s, "
-                f"{fig['inference_share']:.0%} inside inference (load {fig['load_s']:.1f} s, "
+                f"{fig['inference_share']:.0%} inside inference"
+                + (f", {fig['eviction_share']:.0%} evicting caches before timed runs" if fig["eviction_share"] else "")
+                + f" (load {fig['load_s']:.1f} s, "
                 f"{fig['saves']} file writes {fig['save_s']:.2f} s), median CI ±{fig['median_ci_half_width']:.2%}, "
                 f"stop {fig['stop_reasons']}, {fig['passes']} passes, {fig['passes_redone']} redone",
                 flush=True,
@@ -202,6 +223,12 @@ def main() -> None:
             f"build 1 / build 2 common shift {rep['shift']:+.2%}, around it median "
             f"{rep['median_unshifted']:.2%}, p95 {rep['p95_unshifted']:.2%}; largest: "
             + ", ".join(f"{w['key']} {w['a_us']:.1f}/{w['b_us']:.1f} µs" for w in rep["worst"][:3])
+        )
+        others = {stat: _repeatability(a, b, stat) for stat in ("p10", "min")}
+        figures["runtimes"][name]["repeatability_of"] = others
+        print(
+            f"  {name}, repeatability of other statistics (median / p95 / shift): "
+            + "; ".join(f"{s} {r['median']:.2%} / {r['p95']:.2%} / {r['shift']:+.2%}" for s, r in others.items())
         )
         rows.append(
             f"| {name} {version} | {', '.join(f'{w:.1f} s' for w in walls)} | "

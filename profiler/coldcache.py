@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ __all__ = [
     "cache_mode_of",
     "default_cache_mode",
     "default_flush_bytes",
+    "eviction_seconds",
     "l2_cache_bytes",
     "last_level_cache_bytes",
     "warm_runtime",
@@ -146,11 +148,14 @@ class CacheFlusher:
         self._words = np.ones(self.size_bytes // 8, dtype=np.uint64)
         self._lines = self._words[::8]  # one 8-byte word per 64-byte cache line
         self.touches = 0
+        self.seconds = 0.0
         self.sink = 0
 
     def touch(self) -> None:
-        """Read the whole buffer (a strided sum loads each cache line once)."""
+        """Read the whole buffer (a strided sum loads each cache line once); ``seconds`` adds up what it took."""
+        t0 = time.perf_counter_ns()
         self.sink = int(self._lines.sum())
+        self.seconds += (time.perf_counter_ns() - t0) / 1e9
         self.touches += 1
 
 
@@ -244,6 +249,13 @@ def with_cache_mode(runtime: Runtime, mode: str = "warm", *, flush_bytes: int | 
 def warm_runtime(runtime: Runtime) -> Runtime:
     """The runtime without its cache-mode wrapper: how a whole network runs, as deployed."""
     return runtime.inner if isinstance(runtime, ColdCacheRuntime) else runtime
+
+
+def eviction_seconds(runtime: Runtime) -> float | None:
+    """Seconds ``runtime``'s models spent evicting caches before timed runs so far; None for a warm runtime."""
+    if not isinstance(runtime, ColdCacheRuntime):
+        return None
+    return runtime._flusher.seconds if runtime._flusher is not None else 0.0
 
 
 def default_cache_mode(runtime: str) -> str:

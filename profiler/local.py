@@ -22,7 +22,9 @@ run that added to the file), ``passes`` and ``passes_redone`` in total.
 Each session also says where its time went: ``wall_s`` (the whole call),
 ``inference_s`` (inside the runtime's invocations: warm-up, sentinel and
 timed runs), ``export_s`` (exporting what the cache lacked), ``load_s``
-(loading models), ``save_s`` and ``saves`` (rewriting the file).
+(loading models), ``save_s`` and ``saves`` (rewriting the file), and in a
+``cold`` or ``l2`` cache mode ``cache_eviction_s`` (reading the flush buffer
+before each run: deliberate, outside the timed region and ``inference_s``).
 
 The file is rewritten after a pass only when entries finished in it (or at
 least :data:`SAVE_EVERY_S` seconds after the last write, to keep the pass
@@ -40,6 +42,7 @@ from typing import Any
 
 from searchspace import Entry, LatencyTable, SpaceSpec
 
+from .coldcache import eviction_seconds
 from .protocol import TRIVIAL_ENTRY, PassReport, ProtocolConfig, measure_batch
 from .provenance import collect_host, mismatches, now_iso
 from .runtimes import Loaded, Runtime
@@ -161,6 +164,7 @@ def profile_space(
     from .export import ArtifactCache, exporter_versions
 
     began = time.perf_counter()
+    evicted_before = eviction_seconds(runtime)
     cfg = config or ProtocolConfig()
     hooks = hooks or ProfileHooks()
     out = Path(out)
@@ -255,6 +259,9 @@ def profile_space(
             save_s=round(writer.save_s, 3),
             saves=writer.saves + 1,
         )
+        evicted = eviction_seconds(runtime)
+        if evicted is not None and evicted_before is not None:
+            session["cache_eviction_s"] = round(evicted - evicted_before, 3)
         writer.save()
     return table
 

@@ -12,14 +12,19 @@ what to run and when to stop; the numbers are analysed by the pure
    seeded shuffled order (round-robin; google/benchmark's random
    interleaving), giving each ``pass_warmup_runs`` untimed runs and then
    timed single invocations for ``slice_s`` (at least ``min_runs_per_pass``).
-   A slow spell of the machine thus touches every entry alike. (Many short
-   passes, e.g. ``min_passes=12, slice_s=0.01``, spread an entry's samples
-   wider and cut the per-entry spread between builds, but the sentinel's
-   half-slices get short enough to trigger redos on noise, and whole
-   networks then run only 2-3 times in a row: see the README's profiling
-   figures. The defaults stay at 3 passes of 50 ms.)
+   A slow spell of the machine thus touches every entry alike. The defaults
+   are many short passes (12 of 10 ms): an entry's samples are spread over
+   the whole batch instead of three moments of it, which cut the per-entry
+   spread between two builds by about a third against 3 passes of 50 ms
+   (README, profiling figures); the 10 runs at least per pass keep a whole
+   network (~4 ms a run) timed back to back, as deployed, not just after
+   other models. When few entries are left, each gets a longer slice so that
+   a pass's entries take at least as long as its sentinel
+   (``2 x sentinel_slice_s / entries``).
 3. **Sentinel.** The sentinel is timed at the start and at the end of every
-   pass. If either median moved beyond ``sentinel_threshold`` (5%) from the
+   pass, for ``sentinel_slice_s`` each (not tied to the entries' slice: a
+   shorter one would be noisier and trigger redos on noise). If either
+   median moved beyond ``sentinel_threshold`` (5%) from the
    reference (the median of the accepted sentinel medians so far), the pass's
    samples are dropped and the pass is measured again, at most ``max_redo``
    times; a pass accepted after that is *flagged*. Both counts are reported.
@@ -86,9 +91,10 @@ class ProtocolConfig:
     target_rel_ci: float = 0.01
     confidence: float = 0.95
     time_cap_s: float = 3.0
-    slice_s: float = 0.05
-    min_runs_per_pass: int = 3
-    min_passes: int = 3
+    slice_s: float = 0.01
+    min_runs_per_pass: int = 10
+    sentinel_slice_s: float = 0.025
+    min_passes: int = 12
     pass_warmup_runs: int = 1
     sentinel_threshold: float = 0.05
     max_redo: int = 3
@@ -100,7 +106,7 @@ class ProtocolConfig:
         for name in ("warmup_runs", "min_runs_per_pass", "min_passes", "pass_warmup_runs", "max_redo"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0")
-        for name in ("warmup_s", "entry_warmup_s", "slice_s"):
+        for name in ("warmup_s", "entry_warmup_s", "slice_s", "sentinel_slice_s"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0")
         if self.time_cap_s <= 0:
@@ -250,7 +256,7 @@ def measure_batch(
         raise ValueError("measure_batch: duplicate keys in the batch")
 
     timer.warm(sentinel, cfg.warmup_runs, cfg.warmup_s)
-    references = [float(np.median(timer.slice(sentinel, cfg.slice_s, cfg.min_runs_per_pass)))]
+    references = [float(np.median(timer.slice(sentinel, 2 * cfg.sentinel_slice_s, cfg.min_runs_per_pass)))]
     for key, model in items:
         try:
             timer.warm(model, cfg.warmup_runs, cfg.entry_warmup_s)
@@ -268,7 +274,9 @@ def measure_batch(
         attempt = 0
         while True:
             reference = float(np.median(references))
-            head = float(np.median(timer.slice(sentinel, cfg.slice_s / 2, cfg.min_runs_per_pass)))
+            # the entries of a pass take at least as long as its sentinel: a few stragglers get longer slices
+            slice_s = max(cfg.slice_s, 2 * cfg.sentinel_slice_s / len(active))
+            head = float(np.median(timer.slice(sentinel, cfg.sentinel_slice_s, cfg.min_runs_per_pass)))
             gathered: dict[str, tuple[list[float], float]] = {}
             failed: list[str] = warmup_failed if index == 0 and attempt == 0 else []
             for key in active:
@@ -278,13 +286,13 @@ def measure_batch(
                 try:
                     timer.warm(loaded[key], cfg.pass_warmup_runs, 0.0)
                     remaining = cfg.time_cap_s - results[key].time_s
-                    samples = timer.slice(loaded[key], min(cfg.slice_s, max(remaining, 0.0)), cfg.min_runs_per_pass)
+                    samples = timer.slice(loaded[key], min(slice_s, max(remaining, 0.0)), cfg.min_runs_per_pass)
                 except Exception as exc:
                     results[key].stop_reason, results[key].error = "error", _error_text(exc)
                     failed.append(key)
                     continue
                 gathered[key] = (samples, (clock() - t0) / 1e9)
-            tail = float(np.median(timer.slice(sentinel, cfg.slice_s / 2, cfg.min_runs_per_pass)))
+            tail = float(np.median(timer.slice(sentinel, cfg.sentinel_slice_s, cfg.min_runs_per_pass)))
             drift = max((relative_drift(head, reference), relative_drift(tail, reference)), key=abs)
             moved = abs(drift) > cfg.sentinel_threshold
 

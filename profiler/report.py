@@ -107,7 +107,9 @@ def lut_summary(table: LatencyTable) -> dict[str, Any]:
     ``..._max``, ``stop_reasons`` (reason -> count), ``passes``,
     ``passes_redone``, ``passes_flagged``, ``sentinel_max_abs_drift``,
     ``sessions``, ``wall_s``, ``inference_s`` and ``inference_share`` (None
-    where the file does not say), ``accuracy`` and ``calibration`` (the
+    where the file does not say), ``cache_eviction_s`` and
+    ``cache_eviction_share`` (a ``cold``/``l2`` cache mode's reads before
+    timed runs; None otherwise), ``accuracy`` and ``calibration`` (the
     ``provenance.accuracy`` figures and ``provenance.calibration`` record that
     ``hwlut validate --write-calibration`` stores; None when absent).
     """
@@ -126,6 +128,8 @@ def lut_summary(table: LatencyTable) -> dict[str, Any]:
     wall = _wall_s(prov)
     inference_s = math.fsum(inference) if inference else None
     share = inference_s / wall if inference_s is not None and wall else prov.get("inference_share")
+    evicting = [s["cache_eviction_s"] for s in sessions if isinstance(s.get("cache_eviction_s"), (int, float))]
+    eviction_s = math.fsum(evicting) if evicting else None
     return {
         "space": {"name": space.name, "resolution": space.resolution, "hash": space.spec_hash},
         "complete": table.complete,
@@ -156,6 +160,8 @@ def lut_summary(table: LatencyTable) -> dict[str, Any]:
         "wall_s": wall,
         "inference_s": inference_s,
         "inference_share": share,
+        "cache_eviction_s": eviction_s,
+        "cache_eviction_share": eviction_s / wall if eviction_s is not None and wall else None,
         "accuracy": prov.get("accuracy") if isinstance(prov.get("accuracy"), dict) else None,
         "calibration": prov.get("calibration") if isinstance(prov.get("calibration"), dict) else None,
     }

@@ -16,7 +16,16 @@ from profiler.protocol import ProtocolConfig
 from profiler.runtimes import Loaded, Runtime
 
 #: A protocol that stops as soon as it may: one warm-up run, no slices, 1 s cap.
-FAST_CFG = ProtocolConfig(warmup_runs=1, warmup_s=0.0, entry_warmup_s=0.0, slice_s=0.0, time_cap_s=1.0)
+FAST_CFG = ProtocolConfig(
+    warmup_runs=1,
+    warmup_s=0.0,
+    entry_warmup_s=0.0,
+    slice_s=0.0,
+    sentinel_slice_s=0.0,
+    time_cap_s=1.0,
+    min_passes=3,
+    min_runs_per_pass=3,
+)
 
 
 @dataclass

@@ -164,7 +164,15 @@ def test_adb_end_to_end_against_stand_in(stand_in_adb: Path, tmp_path: Path, mon
     failing = ArtifactCache().get(entry_target(entries[2]), "tflite")
     monkeypatch.setenv("FAKE_ADB_FAIL", failing.sha256[:16])
     runtime = AdbRuntime(threads=2, num_runs=30, warmup_runs=5, cpu_mask="f0", serial="emulator-5554")
-    cfg = ProtocolConfig(warmup_runs=1, warmup_s=0.0, entry_warmup_s=0.0, slice_s=0.0, min_runs_per_pass=1)
+    cfg = ProtocolConfig(
+        warmup_runs=1,
+        warmup_s=0.0,
+        entry_warmup_s=0.0,
+        slice_s=0.0,
+        sentinel_slice_s=0.0,
+        min_runs_per_pass=1,
+        min_passes=3,
+    )
     out = tmp_path / "phone.json"
     table = profile_space(space, runtime, out, cfg, entries=entries, sentinel=entries[0])
 

@@ -29,9 +29,15 @@ from searchspace import fbnet_space, network_item_key
 pytestmark = pytest.mark.slow
 
 #: Fast, loose protocol: a whole small job in seconds.
-FAST = {"target_rel_ci": 0.2, "time_cap_s": 0.1, "warmup_s": 0.05, "slice_s": 0.01, "min_passes": 1, "warmup_runs": 2}
+FAST = {
+    "target_rel_ci": 0.2, "time_cap_s": 0.1, "warmup_s": 0.05, "slice_s": 0.01, "sentinel_slice_s": 0.005,
+    "min_passes": 1, "min_runs_per_pass": 3, "warmup_runs": 2,
+}  # fmt: skip
 #: Every entry runs to its time cap (the CI target is out of reach): a job that lasts long enough to be interrupted.
-SLOW = {"target_rel_ci": 1e-9, "time_cap_s": 0.5, "warmup_s": 0.05, "slice_s": 0.05, "warmup_runs": 2}
+SLOW = {
+    "target_rel_ci": 1e-9, "time_cap_s": 0.5, "warmup_s": 0.05, "slice_s": 0.05, "sentinel_slice_s": 0.025,
+    "min_passes": 3, "min_runs_per_pass": 3, "warmup_runs": 2,
+}  # fmt: skip
 KEYS = [e.key for e in fbnet_space(32).distinct_entries()[:9]]
 ARCH = ",".join(["k3_e1"] * 22)
 

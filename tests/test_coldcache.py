@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from profiler.coldcache import CACHE_MODES, ColdCacheRuntime, l2_cache_bytes, with_cache_mode
+from profiler.coldcache import CACHE_MODES, ColdCacheRuntime, eviction_seconds, l2_cache_bytes, with_cache_mode
 from profiler.export import ArtifactCache, entry_target
 from profiler.protocol import ProtocolConfig, measure_single
 from profiler.runtimes import make_runtime
@@ -54,12 +54,23 @@ def test_l2_mode_measures_a_real_entry_and_flushes_before_each_timed_run(name: s
     artifact = ArtifactCache().get(entry_target(entry), runtime.format)
     model = runtime.load(artifact.path, artifact.input_shape)
     try:
-        cfg = ProtocolConfig(warmup_runs=2, warmup_s=0.0, time_cap_s=0.2, slice_s=0.01, min_passes=2)
+        cfg = ProtocolConfig(
+            warmup_runs=2,
+            warmup_s=0.0,
+            time_cap_s=0.2,
+            slice_s=0.01,
+            sentinel_slice_s=0.005,
+            min_passes=2,
+            min_runs_per_pass=3,
+        )
         result = measure_single(entry.key, model, cfg)
     finally:
         model.close()
     assert result.summary is not None and result.summary.median > 0
     assert runtime.flusher.touches >= len(result.samples)
+    evicting = eviction_seconds(runtime)
+    assert evicting is not None and 0 < evicting < runtime.flusher.touches * 0.01  # each read well under 10 ms
+    assert eviction_seconds(make_runtime(name)) is None  # a warm runtime evicts nothing
 
 
 def test_each_runtime_has_a_default_cache_mode() -> None:

@@ -16,7 +16,16 @@ from profiler.report import layer_grid, lut_summary
 from profiler.runtimes import make_runtime
 from searchspace import LatencyTable, load_space
 
-QUICK = ProtocolConfig(warmup_runs=3, warmup_s=0.05, entry_warmup_s=0.0, slice_s=0.01, time_cap_s=0.15)
+QUICK = ProtocolConfig(
+    warmup_runs=3,
+    warmup_s=0.05,
+    entry_warmup_s=0.0,
+    slice_s=0.01,
+    sentinel_slice_s=0.005,
+    time_cap_s=0.15,
+    min_passes=3,
+    min_runs_per_pass=3,
+)
 WIDE = {"COLUMNS": "220"}
 
 
@@ -55,6 +64,7 @@ def test_show_json_of_a_real_ort_lut(real_lut: Path) -> None:
     session = table.provenance["sessions"][0]
     assert s["sessions"] == 1 and s["wall_s"] == session["wall_s"] > 0
     assert 0 < s["inference_s"] <= s["wall_s"] and s["inference_share"] == pytest.approx(s["inference_s"] / s["wall_s"])
+    assert s["cache_eviction_s"] is None and s["cache_eviction_share"] is None  # warm: nothing evicted
     for name in ("export_s", "load_s", "save_s", "saves"):
         assert session[name] >= 0, name
 
@@ -173,3 +183,14 @@ def test_show_without_a_validation_prints_no_accuracy(tmp_path: Path) -> None:
     assert doc["accuracy"] is None and doc["calibration"] is None
     out = _show(str(path)).stdout
     assert "accuracy" not in out and "calibration" not in out
+
+
+def test_results_printed_into_a_pipe_are_120_columns_wide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rich would cut a piped table at 80 columns; $COLUMNS still wins."""
+    from hwlut.cli.console import PIPED_WIDTH, out_console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr("sys.stdout.isatty", lambda: False)
+    assert out_console().width == PIPED_WIDTH == 120
+    monkeypatch.setenv("COLUMNS", "100")
+    assert out_console().width == 100

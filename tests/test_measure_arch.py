@@ -88,7 +88,16 @@ def test_measure_arch_without_a_lut_and_a_real_lut_predicts_the_right_magnitude(
     assert doc["measured_us"] > 0 and doc["predicted_us"] is None and doc["error_pct"] is None
 
     lut = tmp_path / "real.json"
-    cfg = ProtocolConfig(warmup_runs=3, warmup_s=0.05, entry_warmup_s=0.0, slice_s=0.01, time_cap_s=0.3)
+    cfg = ProtocolConfig(
+        warmup_runs=3,
+        warmup_s=0.05,
+        entry_warmup_s=0.0,
+        slice_s=0.01,
+        sentinel_slice_s=0.005,
+        time_cap_s=0.3,
+        min_passes=3,
+        min_runs_per_pass=3,
+    )
     profile_space(space, make_runtime("ort", threads=1), lut, cfg, entries=space.entries_of(arch))
     result = _invoke(arch, "--runtime", "ort", "--lut", str(lut), "--json", *FAST_ARGS)
     assert result.exit_code == 0, result.output

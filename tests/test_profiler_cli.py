@@ -97,3 +97,26 @@ def test_litert_luts_default_to_the_l2_cache_mode(tmp_path: Path) -> None:
     assert table.provenance["runtime"]["cache_mode"] == "l2"
     assert table.provenance["runtime"]["cache_flush_bytes"] >= 1 << 16
     assert len(table.entries) == 2
+    session = table.provenance["sessions"][-1]  # the eviction's time is said apart from inference
+    assert 0 < session["cache_eviction_s"] < session["wall_s"] - session["inference_s"]
+    from profiler.report import lut_summary
+
+    summary = lut_summary(table)  # what `hwlut lut show` prints
+    assert summary["cache_eviction_share"] == pytest.approx(session["cache_eviction_s"] / summary["wall_s"])
+
+
+def test_the_commands_protocol_defaults_are_the_protocols() -> None:
+    """``hwlut profile``, ``measure-arch`` and ``validate`` default to ProtocolConfig's own settings."""
+    from hwlut.cli import options
+    from profiler.protocol import ProtocolConfig
+
+    config = ProtocolConfig()
+    given = options.protocol_config(
+        precision=options.DEFAULT_PRECISION,
+        time_cap=options.DEFAULT_TIME_CAP,
+        slice_s=options.DEFAULT_SLICE_S,
+        min_passes=options.DEFAULT_MIN_PASSES,
+        warmup_runs=options.DEFAULT_WARMUP_RUNS,
+        warmup_time=options.DEFAULT_WARMUP_TIME,
+    )
+    assert given == config

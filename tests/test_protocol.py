@@ -50,7 +50,16 @@ class FakeLoaded(Loaded):
         return x
 
 
-FAST = ProtocolConfig(warmup_runs=2, warmup_s=0.001, entry_warmup_s=0.0, slice_s=0.002, time_cap_s=0.05)
+FAST = ProtocolConfig(
+    warmup_runs=2,
+    warmup_s=0.001,
+    entry_warmup_s=0.0,
+    slice_s=0.002,
+    sentinel_slice_s=0.001,
+    min_runs_per_pass=3,
+    min_passes=3,
+    time_cap_s=0.05,
+)
 
 
 def _batch(clock: FakeClock, log: list, **bases: float) -> list[tuple[str, Loaded]]:
@@ -157,6 +166,54 @@ def test_sentinel_relative_timing_cancels_a_drift_below_the_threshold(normalize:
             assert "sentinel_factor" not in stats
 
 
+@pytest.mark.parametrize("slice_s", [0.002, 0.02])
+def test_the_sentinel_slices_do_not_shrink_with_the_entries_slice(slice_s: float) -> None:
+    """Head and tail of a pass time the sentinel for ``sentinel_slice_s`` each, whatever the entries' slice."""
+    clock, log = FakeClock(), []
+    items = _batch(clock, log, a=100.0, big=5000.0)
+    per_pass: list[tuple[int, int]] = []
+    seen = 0
+
+    def on_pass(report: Any) -> None:
+        nonlocal seen
+        segment, seen = log[seen:], len(log)
+        if report.index > 0:  # the first pass's segment also holds the warm-up runs
+            per_pass.append((segment.count("sentinel"), segment.count("big")))
+
+    cfg = dataclasses.replace(
+        FAST, slice_s=slice_s, sentinel_slice_s=0.005, min_runs_per_pass=4, min_passes=4, time_cap_s=1.0
+    )
+    measure_batch(items, FakeLoaded("sentinel", clock, 50.0, jitter=0.0, log=log), cfg, clock=clock, on_pass=on_pass)
+    assert per_pass
+    for sentinel_runs, big_runs in per_pass:
+        assert 2 * 100 <= sentinel_runs <= 2 * 101  # 5 ms of 50 µs runs at each end
+        assert big_runs >= cfg.pass_warmup_runs + cfg.min_runs_per_pass  # a 5 ms entry still gets its runs
+
+
+def test_a_straggler_gets_a_slice_as_long_as_the_sentinel_takes() -> None:
+    """When few entries are left, a pass's entries take at least as long as its sentinel (2 x sentinel_slice_s)."""
+    clock, log = FakeClock(), []
+    items = _batch(clock, log, quiet=100.0, noisy=100.0)
+    items[0][1].jitter, items[1][1].jitter = 0.0, 3.0  # noisy never reaches the CI: it runs to its time cap
+    timed: dict[int, list[int]] = {}
+    seen = 0
+
+    def on_pass(report: Any) -> None:
+        nonlocal seen
+        segment, seen = log[seen:], len(log)
+        if report.accepted and report.index > 0:
+            timed.setdefault(report.active, []).append(segment.count("noisy"))
+
+    cfg = dataclasses.replace(
+        FAST, slice_s=0.002, sentinel_slice_s=0.005, min_passes=3, min_runs_per_pass=1, time_cap_s=0.2
+    )
+    result = measure_batch(items, FakeLoaded("sentinel", clock, 50.0, log=log), cfg, clock=clock, on_pass=on_pass)
+    assert result.entries["quiet"].stop_reason == "ci" and result.entries["noisy"].stop_reason == "time_cap"
+    # noisy's runs take ~340 µs: a 2 ms slice holds ~6 of them, 5 ms (two left) ~15, 10 ms (alone) ~29
+    assert np.median(timed[2]) >= 11
+    assert np.median(timed[1]) >= 20
+
+
 def test_lasting_drift_is_flagged_after_max_redo() -> None:
     clock, log = FakeClock(), []
     items = _batch(clock, log, a=100.0)
@@ -166,7 +223,7 @@ def test_lasting_drift_is_flagged_after_max_redo() -> None:
         if report.accepted and report.index == 0:
             clock.factor = 1.5  # stays slow
 
-    cfg = ProtocolConfig(warmup_runs=2, warmup_s=0.001, entry_warmup_s=0.0, slice_s=0.002, time_cap_s=0.02, max_redo=2)
+    cfg = dataclasses.replace(FAST, time_cap_s=0.02, max_redo=2)
     result = measure_batch(items, FakeLoaded("sentinel", clock, 50.0, jitter=0.0), cfg, clock=clock, on_pass=on_pass)
     assert result.passes_flagged >= 1
     assert result.passes_redone >= cfg.max_redo
@@ -254,7 +311,7 @@ class _StopAfter(ProfileHooks):
 def test_profile_space_resumes_without_remeasuring(tmp_path: Path) -> None:
     space = load_space("fbnet", resolution=32)
     entries = space.distinct_entries()[:6]
-    cfg = ProtocolConfig(warmup_runs=1, warmup_s=0.0, entry_warmup_s=0.0, slice_s=0.0, time_cap_s=1.0)
+    cfg = dataclasses.replace(FAST, warmup_runs=1, warmup_s=0.0, slice_s=0.0, sentinel_slice_s=0.0, time_cap_s=1.0)
     out = tmp_path / "lut.json"
     cache = FakeCache(tmp_path)
     first = FakeRuntime()

@@ -86,7 +86,16 @@ def test_every_timed_run_of_the_protocol_flushes_and_samples_stay_exact() -> Non
     log: list = []
     clock = ScriptedClock(log)
     flusher = ScriptedFlusher(clock, us=7000.0)
-    cfg = ProtocolConfig(warmup_runs=2, warmup_s=0.0, entry_warmup_s=0.0, slice_s=0.0, time_cap_s=10.0)
+    cfg = ProtocolConfig(
+        warmup_runs=2,
+        warmup_s=0.0,
+        entry_warmup_s=0.0,
+        slice_s=0.0,
+        sentinel_slice_s=0.0,
+        time_cap_s=10.0,
+        min_passes=3,
+        min_runs_per_pass=3,
+    )
     items = [("a", ColdCacheLoaded(ScriptedModel(clock, 100.0), flusher))]
     sentinel = ColdCacheLoaded(ScriptedModel(clock, 50.0), flusher)
     result = measure_batch(items, sentinel, cfg, clock=clock)
@@ -233,7 +242,16 @@ def test_validate_lut_refuses_gaps_and_another_runtime_before_measuring() -> Non
 
 # -- a real small validation: 32x32, onnxruntime, end to end ----------------------------------------
 
-QUICK = ProtocolConfig(warmup_runs=3, warmup_s=0.05, entry_warmup_s=0.0, slice_s=0.01, time_cap_s=0.3)
+QUICK = ProtocolConfig(
+    warmup_runs=3,
+    warmup_s=0.05,
+    entry_warmup_s=0.0,
+    slice_s=0.01,
+    sentinel_slice_s=0.005,
+    time_cap_s=0.3,
+    min_passes=3,
+    min_runs_per_pass=3,
+)
 LOOSE = ["--precision", "0.03", "--time-cap", "0.4", "--slice", "0.01", "--warmup-time", "0.05", "--warmup-runs", "3"]
 
 

@@ -54,10 +54,11 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
 ) -> None:
     """Every device."""
-    from rich.console import Console
     from rich.table import Table
 
     from hwlut.client import HwlutError
+
+    from .console import out_console
 
     try:
         with _client(server) as client:
@@ -72,7 +73,7 @@ def list_(
     for d in devices:
         hw = ", ".join(f"{k}={v}" for k, v in (d.get("hardware") or {}).items())
         table.add_row(d["name"], d.get("description") or "", hw, str(d.get("created_at", ""))[:19])
-    Console().print(table)
+    out_console().print(table)
 
 
 @app.command("rm")

@@ -133,10 +133,11 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="The job as JSON.")] = False,
 ) -> None:
     """A job's status and progress: items done, leased, pending and failed (exit 1 when it failed)."""
-    from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
     from hwlut.client import HwlutClient, HwlutError
+
+    from .console import out_console
 
     try:
         with HwlutClient(server, token=os.environ.get("HWLUT_TOKEN")) as client:
@@ -148,7 +149,7 @@ def status(
         typer.echo(json.dumps(job, indent=1))
     else:
         typer.echo(progress_line(job))
-        console = Console()
+        console = out_console()
         if console.is_terminal:
             p = job["progress"]
             with Progress(TextColumn("items"), BarColumn(), TaskProgressColumn(), console=console) as bar:

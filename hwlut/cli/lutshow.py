@@ -29,6 +29,7 @@ from rich.table import Table
 
 from searchspace import LatencyTable, LutFileError
 
+from .console import out_console
 from .options import lut_file_option
 
 __all__ = ["show"]
@@ -71,7 +72,7 @@ def show(
         }
         typer.echo(json.dumps(doc, indent=1))
         return
-    console = Console()
+    console = out_console()
     console.print(_grid_table(summary, grid))
     console.print(_fixed_table(fixed))
     _print_summary(console, label, summary, all_missing)
@@ -179,6 +180,8 @@ def _print_summary(console: Console, file: str, s: dict[str, Any], all_missing: 
         )
     if s["wall_s"] is not None:
         share = "" if s["inference_share"] is None else f", {s['inference_share']:.0%} inside inference calls"
+        if s.get("cache_eviction_share") is not None:
+            share += f", {s['cache_eviction_share']:.0%} evicting caches before timed runs"
         line(f"  wall      {s['wall_s']:.1f} s over {s['sessions']} session(s){share}")
     if s["missing_keys"]:
         shown = s["missing_keys"] if all_missing else s["missing_keys"][:10]

@@ -19,7 +19,14 @@ from rich.console import Console
 
 from searchspace import ArchitectureError, MissingEntries, SpecError, load_space
 
+from .console import out_console
 from .options import (
+    DEFAULT_MIN_PASSES,
+    DEFAULT_PRECISION,
+    DEFAULT_SLICE_S,
+    DEFAULT_TIME_CAP,
+    DEFAULT_WARMUP_RUNS,
+    DEFAULT_WARMUP_TIME,
     MinPassesOpt,
     PrecisionOpt,
     SliceOpt,
@@ -47,12 +54,12 @@ def measure_arch(
         Path | None, typer.Option("--lut", exists=True, dir_okay=False, help="An hwlut LUT file to compare with.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON object.")] = False,
-    precision: PrecisionOpt = 0.01,
-    time_cap: TimeCapOpt = 3.0,
-    slice_s: SliceOpt = 0.05,
-    min_passes: MinPassesOpt = 3,
-    warmup_runs: WarmupRunsOpt = 10,
-    warmup_time: WarmupTimeOpt = 0.5,
+    precision: PrecisionOpt = DEFAULT_PRECISION,
+    time_cap: TimeCapOpt = DEFAULT_TIME_CAP,
+    slice_s: SliceOpt = DEFAULT_SLICE_S,
+    min_passes: MinPassesOpt = DEFAULT_MIN_PASSES,
+    warmup_runs: WarmupRunsOpt = DEFAULT_WARMUP_RUNS,
+    warmup_time: WarmupTimeOpt = DEFAULT_WARMUP_TIME,
     xnnpack: Annotated[bool, typer.Option(help="tflite: XNNPACK delegate.")] = True,
     optimization: Annotated[str, typer.Option(help="ort: graph optimisation level.")] = "all",
 ) -> None:
@@ -119,7 +126,7 @@ def measure_arch(
     if as_json:
         typer.echo(json.dumps(doc, indent=1))
         return
-    _print(Console(), doc)
+    _print(out_console(), doc)
 
 
 def _warn_settings(err: Console, lut_rt: dict[str, Any], runtime: str, threads: int) -> None:

@@ -13,6 +13,12 @@ if TYPE_CHECKING:
     from searchspace import LatencyTable
 
 __all__ = [
+    "DEFAULT_MIN_PASSES",
+    "DEFAULT_PRECISION",
+    "DEFAULT_SLICE_S",
+    "DEFAULT_TIME_CAP",
+    "DEFAULT_WARMUP_RUNS",
+    "DEFAULT_WARMUP_TIME",
     "MinPassesOpt",
     "PrecisionOpt",
     "SliceOpt",
@@ -22,6 +28,15 @@ __all__ = [
     "lut_file_option",
     "protocol_config",
 ]
+
+#: :class:`profiler.protocol.ProtocolConfig`'s defaults, as the commands' option defaults (kept equal by a test;
+#: importing the protocol here would slow every command's start).
+DEFAULT_PRECISION = 0.01
+DEFAULT_TIME_CAP = 3.0
+DEFAULT_SLICE_S = 0.01
+DEFAULT_MIN_PASSES = 12
+DEFAULT_WARMUP_RUNS = 10
+DEFAULT_WARMUP_TIME = 0.5
 
 PrecisionOpt = Annotated[
     float, typer.Option(min=1e-6, help="Stop measuring a model when its median's 95% CI is within ± this share.")

@@ -29,6 +29,12 @@ from rich.progress import (
 from searchspace import SpecError, load_space
 
 from .options import (
+    DEFAULT_MIN_PASSES,
+    DEFAULT_PRECISION,
+    DEFAULT_SLICE_S,
+    DEFAULT_TIME_CAP,
+    DEFAULT_WARMUP_RUNS,
+    DEFAULT_WARMUP_TIME,
     MinPassesOpt,
     PrecisionOpt,
     SliceOpt,
@@ -139,12 +145,12 @@ def profile(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="LUT file (default: lut-SPACE-RES-RT-NT.json).")
     ] = None,
-    precision: PrecisionOpt = 0.01,
-    time_cap: TimeCapOpt = 3.0,
-    slice_s: SliceOpt = 0.05,
-    min_passes: MinPassesOpt = 3,
-    warmup_runs: WarmupRunsOpt = 10,
-    warmup_time: WarmupTimeOpt = 0.5,
+    precision: PrecisionOpt = DEFAULT_PRECISION,
+    time_cap: TimeCapOpt = DEFAULT_TIME_CAP,
+    slice_s: SliceOpt = DEFAULT_SLICE_S,
+    min_passes: MinPassesOpt = DEFAULT_MIN_PASSES,
+    warmup_runs: WarmupRunsOpt = DEFAULT_WARMUP_RUNS,
+    warmup_time: WarmupTimeOpt = DEFAULT_WARMUP_TIME,
     sentinel_threshold: Annotated[float, typer.Option(min=1e-4, help="Sentinel drift that redoes a pass.")] = 0.05,
     normalize: Annotated[
         bool, typer.Option(help="Sentinel-relative timing: scale each pass by the sentinel's drift.")

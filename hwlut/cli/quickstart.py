@@ -44,6 +44,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .console import out_console
+
 __all__ = ["FULL_NETWORKS", "FULL_PROTOCOL", "QUICK_NETWORKS", "QUICK_PROTOCOL", "local_server", "quickstart"]
 
 #: The protocol of ``--quick`` (32x32): coarse but fast.
@@ -52,6 +54,7 @@ QUICK_PROTOCOL: dict[str, Any] = {
     "time_cap_s": 0.25,
     "warmup_s": 0.2,
     "slice_s": 0.02,
+    "sentinel_slice_s": 0.01,
     "min_passes": 2,
 }
 #: The protocol of the full run (224x224): the default ±1% CI, a 2 s cap per entry.
@@ -200,7 +203,7 @@ def quickstart(
     from hwlut.paths import hwlut_home
 
     # piped or logged, Rich would cut the tables at 80 columns
-    console = Console() if sys.stdout.isatty() or os.environ.get("COLUMNS") else Console(width=120)
+    console = out_console()
     home = hwlut_home()
     started = time.perf_counter()
     if networks is None:

@@ -18,6 +18,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .console import out_console
+
 PROXY_CHOICES = ("synthetic", "digits")
 
 
@@ -132,7 +134,7 @@ def search(
     )
     from searchspace import BUILTIN_SPACES, LatencyTable, MissingEntries, load_space
 
-    console = Console()
+    console = out_console()
     err = Console(stderr=True)
     if threads is not None:
         import torch

@@ -6,10 +6,11 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from searchspace import SpecError, load_space
+
+from .console import out_console
 
 app = typer.Typer(help="Search spaces: layers, candidates, LUT entries.", no_args_is_help=True)
 
@@ -62,7 +63,7 @@ def show(
         }
         typer.echo(json.dumps(doc, indent=2))
         return
-    console = Console()
+    console = out_console()
     console.print(
         f"[bold]{spec.name}[/] at {spec.resolution}x{spec.resolution}: {len(spec.layers)} searchable layers, "
         f"{spec.num_architectures:.3e} architectures ({spec.num_architectures}), "

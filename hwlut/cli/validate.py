@@ -41,7 +41,14 @@ from rich.console import Console
 
 from searchspace import ArchitectureError, LatencyTable, LutFileError, MissingEntries
 
+from .console import out_console
 from .options import (
+    DEFAULT_MIN_PASSES,
+    DEFAULT_PRECISION,
+    DEFAULT_SLICE_S,
+    DEFAULT_TIME_CAP,
+    DEFAULT_WARMUP_RUNS,
+    DEFAULT_WARMUP_TIME,
     MinPassesOpt,
     PrecisionOpt,
     SliceOpt,
@@ -116,12 +123,12 @@ def validate(
     write_cal: Annotated[
         bool, typer.Option("--write-calibration", help="Store the calibration and figures in the LUT file.")
     ] = False,
-    precision: PrecisionOpt = 0.01,
-    time_cap: TimeCapOpt = 3.0,
-    slice_s: SliceOpt = 0.05,
-    min_passes: MinPassesOpt = 3,
-    warmup_runs: WarmupRunsOpt = 10,
-    warmup_time: WarmupTimeOpt = 0.5,
+    precision: PrecisionOpt = DEFAULT_PRECISION,
+    time_cap: TimeCapOpt = DEFAULT_TIME_CAP,
+    slice_s: SliceOpt = DEFAULT_SLICE_S,
+    min_passes: MinPassesOpt = DEFAULT_MIN_PASSES,
+    warmup_runs: WarmupRunsOpt = DEFAULT_WARMUP_RUNS,
+    warmup_time: WarmupTimeOpt = DEFAULT_WARMUP_TIME,
 ) -> None:
     """Validate a LUT against whole networks: measured here (--lut, --here) or by the device's agent (--device)."""
     from profiler.accuracy import CALIBRATION_KINDS, plot_report
@@ -169,7 +176,7 @@ def validate(
         if as_json:
             typer.echo(json.dumps(shown, indent=1))
         else:
-            _print(Console(), shown)
+            _print(out_console(), shown)
         return
     kind = None if calibration == "none" else calibration
     if kind is not None and kind not in CALIBRATION_KINDS:
@@ -229,7 +236,7 @@ def validate(
     if as_json:
         typer.echo(json.dumps(doc, indent=1))
     else:
-        _print(Console(), doc)
+        _print(out_console(), doc)
     if write_cal:
         err.print(f"calibration and figures written to {lut}", highlight=False)
     if device is not None and job_id is not None:
