@@ -1,10 +1,11 @@
 """Benchmark of the profiler: time for a complete LUT, share inside inference, precision, repeatability.
 
 For each runtime: exports every entry first (grouped, parallel; not timed),
-then builds the LUT twice, independently, with the default protocol. The
-builds of the runtimes alternate in ABBA order (ort, tflite, tflite, ort), so
-a slow spell of the machine touches both runtimes and both builds. Printed
-per runtime:
+then builds the LUT twice, independently, with the default protocol, each
+build in a fresh process as ``hwlut profile`` runs (``--same-process``: all
+in this one). The builds of the runtimes alternate in
+ABBA order (ort, tflite, tflite, ort), so a slow spell of the machine
+touches both runtimes and both builds. Printed per runtime:
 
 - wall seconds per complete build (the whole ``profile_space`` call: loading
   models, the overhead model, warm-up, passes, file writes), and where they
@@ -41,6 +42,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 import argparse
 import contextlib
 import json
+import multiprocessing
 import platform
 import tempfile
 import time
@@ -113,6 +115,19 @@ def _repeatability(a: LatencyTable, b: LatencyTable, stat: str = "median") -> di
     }
 
 
+def _one_build(
+    resolution: int, name: str, threads: int, cache_mode: str, cfg: ProtocolConfig, keys: list[str], out: str
+) -> float:
+    """One complete build of ``keys`` into ``out`` (run in a fresh process by default); its wall seconds."""
+    space = load_space("fbnet", resolution=resolution)
+    wanted = set(keys)
+    entries = [e for e in space.distinct_entries() if e.key in wanted]
+    runtime = make_runtime(name, threads=threads, cache_mode=cache_mode)
+    t0 = time.perf_counter()
+    profile_space(space, runtime, Path(out), cfg, entries=entries, cache=ArtifactCache())
+    return time.perf_counter() - t0
+
+
 def _verdict(value: float | None, goal: float, at_least: bool = False) -> str:
     if value is None:
         return "n/a"
@@ -135,16 +150,17 @@ def main() -> None:
     parser.add_argument("--sentinel-slice", type=float, default=None, help="protocol: sentinel seconds at each end")
     parser.add_argument("--keep", type=Path, default=None, help="keep the LUT files here")
     parser.add_argument("--normalize", action="store_true", help="sentinel-relative timing (ProtocolConfig.normalize)")
+    parser.add_argument(
+        "--same-process", action="store_true", help="all builds in this process (default: a fresh one per build)"
+    )
     args = parser.parse_args()
 
     space = load_space("fbnet", resolution=args.resolution)
     entries = space.distinct_entries()[:: args.every][: args.limit or None]
     complete = len(entries) == len(space.distinct_entries())
     names = args.runtimes.split(",")
-    runtimes = {
-        name: make_runtime(name, threads=args.threads, cache_mode=args.cache_mode or default_cache_mode(name))
-        for name in names
-    }
+    modes = {name: args.cache_mode or default_cache_mode(name) for name in names}
+    runtimes = {name: make_runtime(name, threads=args.threads, cache_mode=modes[name]) for name in names}
     cache = ArtifactCache()
     tuned = {
         "min_passes": args.min_passes,
@@ -178,9 +194,13 @@ def main() -> None:
         for step, name in enumerate(order):
             build = len(tables[name])
             out = Path(tmp) / f"{name}-{build}.json"
-            t0 = time.perf_counter()
-            table = profile_space(space, runtimes[name], out, cfg, entries=entries, cache=cache)
-            wall = time.perf_counter() - t0
+            job = (args.resolution, name, args.threads, modes[name], cfg, [e.key for e in entries], str(out))
+            if args.same_process:
+                wall = _one_build(*job)
+            else:  # as `hwlut profile` runs: what one runtime leaves in a process must not slow the next
+                with multiprocessing.get_context("spawn").Pool(1) as pool:
+                    wall = pool.apply(_one_build, job)
+            table = LatencyTable.load(out)
             tables[name].append(table)
             builds[name].append(_build_figures(table, wall))
             fig = builds[name][-1]

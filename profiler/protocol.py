@@ -15,7 +15,7 @@ what to run and when to stop; the numbers are analysed by the pure
    A slow spell of the machine thus touches every entry alike. The defaults
    are many short passes (12 of 10 ms): an entry's samples are spread over
    the whole batch instead of three moments of it, which cut the per-entry
-   spread between two builds by about a third against 3 passes of 50 ms
+   spread between two builds by a third to a half against 3 passes of 50 ms
    (README, profiling figures); the 10 runs at least per pass keep a whole
    network (~4 ms a run) timed back to back, as deployed, not just after
    other models. When few entries are left, each gets a longer slice so that
