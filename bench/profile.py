@@ -197,7 +197,7 @@ def main() -> None:
             job = (args.resolution, name, args.threads, modes[name], cfg, [e.key for e in entries], str(out))
             if args.same_process:
                 wall = _one_build(*job)
-            else:  # as `hwlut profile` runs: what one runtime leaves in a process must not slow the next
+            else:  # one build per process, as `hwlut profile` runs
                 with multiprocessing.get_context("spawn").Pool(1) as pool:
                     wall = pool.apply(_one_build, job)
             table = LatencyTable.load(out)

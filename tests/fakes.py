@@ -26,6 +26,17 @@ FAST_CFG = ProtocolConfig(
     min_passes=3,
     min_runs_per_pass=3,
 )
+#: A short protocol for real runtimes on a few 32x32 entries: 3 passes of 10 ms, a 0.15 s cap.
+QUICK_CFG = ProtocolConfig(
+    warmup_runs=3,
+    warmup_s=0.05,
+    entry_warmup_s=0.0,
+    slice_s=0.01,
+    sentinel_slice_s=0.005,
+    time_cap_s=0.15,
+    min_passes=3,
+    min_runs_per_pass=3,
+)
 
 
 @dataclass

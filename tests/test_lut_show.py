@@ -7,25 +7,16 @@ import statistics
 from pathlib import Path
 
 import pytest
+from fakes import QUICK_CFG
 from typer.testing import CliRunner
 
 from hwlut.cli import app
 from profiler.local import profile_space
-from profiler.protocol import ProtocolConfig
 from profiler.report import layer_grid, lut_summary
 from profiler.runtimes import make_runtime
 from searchspace import LatencyTable, load_space
 
-QUICK = ProtocolConfig(
-    warmup_runs=3,
-    warmup_s=0.05,
-    entry_warmup_s=0.0,
-    slice_s=0.01,
-    sentinel_slice_s=0.005,
-    time_cap_s=0.15,
-    min_passes=3,
-    min_runs_per_pass=3,
-)
+QUICK = QUICK_CFG
 WIDE = {"COLUMNS": "220"}
 
 

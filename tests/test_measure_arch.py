@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 from fakes import FAST_CFG as CFG
+from fakes import QUICK_CFG
 from fakes import FakeCache as _Cache
 from fakes import FixedRuntime as _Runtime
 from fakes import ticks as _ticks
@@ -18,7 +20,6 @@ from hwlut.cli import app
 from profiler.export import network_target
 from profiler.local import profile_space
 from profiler.network import LutSpaceMismatch, measure_network, measure_networks
-from profiler.protocol import ProtocolConfig
 from profiler.runtimes import make_runtime
 from searchspace import LatencyTable, MissingEntries, SpaceSpec, load_space
 
@@ -88,16 +89,7 @@ def test_measure_arch_without_a_lut_and_a_real_lut_predicts_the_right_magnitude(
     assert doc["measured_us"] > 0 and doc["predicted_us"] is None and doc["error_pct"] is None
 
     lut = tmp_path / "real.json"
-    cfg = ProtocolConfig(
-        warmup_runs=3,
-        warmup_s=0.05,
-        entry_warmup_s=0.0,
-        slice_s=0.01,
-        sentinel_slice_s=0.005,
-        time_cap_s=0.3,
-        min_passes=3,
-        min_runs_per_pass=3,
-    )
+    cfg = dataclasses.replace(QUICK_CFG, time_cap_s=0.3)
     profile_space(space, make_runtime("ort", threads=1), lut, cfg, entries=space.entries_of(arch))
     result = _invoke(arch, "--runtime", "ort", "--lut", str(lut), "--json", *FAST_ARGS)
     assert result.exit_code == 0, result.output

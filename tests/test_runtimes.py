@@ -6,23 +6,14 @@ import time
 from pathlib import Path
 
 import pytest
+from fakes import QUICK_CFG
 
 from profiler.local import profile_space
-from profiler.protocol import ProtocolConfig
 from profiler.runtimes import RuntimeUnavailable, _interpreter_module, make_runtime
 from profiler.stats import STAT_FIELDS
 from searchspace import LatencyTable, load_space
 
-QUICK = ProtocolConfig(
-    warmup_runs=3,
-    warmup_s=0.05,
-    entry_warmup_s=0.0,
-    slice_s=0.01,
-    sentinel_slice_s=0.005,
-    time_cap_s=0.15,
-    min_passes=3,
-    min_runs_per_pass=3,
-)
+QUICK = QUICK_CFG
 PROVENANCE = (
     "runtime",
     "exporter",

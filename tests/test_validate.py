@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fakes import FAST_CFG as CFG
+from fakes import QUICK_CFG
 from fakes import FakeCache as _Cache
 from fakes import FixedRuntime as _Runtime
 from typer.testing import CliRunner
@@ -242,16 +244,7 @@ def test_validate_lut_refuses_gaps_and_another_runtime_before_measuring() -> Non
 
 # -- a real small validation: 32x32, onnxruntime, end to end ----------------------------------------
 
-QUICK = ProtocolConfig(
-    warmup_runs=3,
-    warmup_s=0.05,
-    entry_warmup_s=0.0,
-    slice_s=0.01,
-    sentinel_slice_s=0.005,
-    time_cap_s=0.3,
-    min_passes=3,
-    min_runs_per_pass=3,
-)
+QUICK = dataclasses.replace(QUICK_CFG, time_cap_s=0.3)
 LOOSE = ["--precision", "0.03", "--time-cap", "0.4", "--slice", "0.01", "--warmup-time", "0.05", "--warmup-runs", "3"]
 
 
