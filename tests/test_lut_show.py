@@ -185,3 +185,9 @@ def test_results_printed_into_a_pipe_are_120_columns_wide(monkeypatch: pytest.Mo
     assert out_console().width == PIPED_WIDTH == 120
     monkeypatch.setenv("COLUMNS", "100")
     assert out_console().width == 100
+
+
+def test_show_of_a_server_that_is_not_there_names_it_and_exits_1() -> None:
+    result = _show("--device", "box", "--server", "http://127.0.0.1:9")
+    assert result.exit_code == 1
+    assert "http://127.0.0.1:9" in result.output and "Traceback" not in result.output

@@ -27,10 +27,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from searchspace import LatencyTable, LutFileError
-
 from .console import out_console
-from .options import lut_file_option
+from .options import lut_file_option, server_lut_option
 
 __all__ = ["show"]
 
@@ -55,7 +53,8 @@ def show(
     if (file is None) == (device is None):
         raise typer.BadParameter("give a LUT FILE or --device NAME (a server's LUT)", param_hint="FILE/--device")
     if device is not None:
-        table, label = _from_server(server, device, job)
+        job_id, table = server_lut_option(server, device, job, os.environ.get("HWLUT_TOKEN"))
+        label = f"{server.rstrip('/')} {device} LUT {job_id}"
     else:
         assert file is not None
         table = lut_file_option(file, "FILE")
@@ -76,22 +75,6 @@ def show(
     console.print(_grid_table(summary, grid))
     console.print(_fixed_table(fixed))
     _print_summary(console, label, summary, all_missing)
-
-
-def _from_server(server: str, device: str, job: str) -> tuple[LatencyTable, str]:
-    """A server's LUT and how to name it; exit 1 when the server is away or refuses."""
-    from hwlut.client import HwlutClient, HwlutError
-
-    try:
-        with HwlutClient(server, token=os.environ.get("HWLUT_TOKEN")) as client:
-            job_id, table = client.lut_and_id(device, job)
-    except HwlutError as exc:
-        typer.echo(f"error: {server}: LUT {job} of {device!r}: {exc}", err=True)
-        raise typer.Exit(1) from None
-    except (LutFileError, KeyError, TypeError, ValueError) as exc:
-        typer.echo(f"error: {server}: LUT {job} of {device!r} is no hwlut LUT: {exc}", err=True)
-        raise typer.Exit(1) from None
-    return table, f"{server.rstrip('/')} {device} LUT {job_id}"
 
 
 def _ms(us: float | None) -> str:

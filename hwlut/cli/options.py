@@ -27,6 +27,7 @@ __all__ = [
     "WarmupTimeOpt",
     "lut_file_option",
     "protocol_config",
+    "server_lut_option",
 ]
 
 #: :class:`profiler.protocol.ProtocolConfig`'s defaults, as the commands' option defaults (kept equal by a test;
@@ -80,3 +81,26 @@ def lut_file_option(path: Path, param_hint: str) -> LatencyTable:
         return LatencyTable.load(path)
     except (LutFileError, KeyError, TypeError, ValueError) as exc:
         raise typer.BadParameter(f"{path}: {exc}", param_hint=param_hint) from None
+
+
+def server_lut_option(server: str, device: str, job: str, token: str | None) -> tuple[int, LatencyTable]:
+    """A server's LUT ``job`` of ``device`` and the job id it came from.
+
+    On failure it names the server and exits: 1 when the server cannot be reached, 2 when it refuses
+    or answers something that is no hwlut LUT.
+    """
+    from hwlut.client import ApiError, HwlutClient, ServerUnreachable
+    from searchspace import LutFileError
+
+    try:
+        with HwlutClient(server, token=token) as client:
+            return client.lut_and_id(device, job)
+    except ServerUnreachable as exc:
+        typer.echo(f"error: {server}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except ApiError as exc:
+        typer.echo(f"error: {server}: LUT {job} of {device!r}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except (LutFileError, KeyError, TypeError, ValueError) as exc:
+        typer.echo(f"error: {server}: LUT {job} of {device!r} is no hwlut LUT: {exc}", err=True)
+        raise typer.Exit(2) from None

@@ -39,7 +39,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from searchspace import ArchitectureError, LatencyTable, LutFileError, MissingEntries
+from searchspace import ArchitectureError, LatencyTable, MissingEntries
 
 from .console import out_console
 from .options import (
@@ -57,6 +57,7 @@ from .options import (
     WarmupTimeOpt,
     lut_file_option,
     protocol_config,
+    server_lut_option,
 )
 
 __all__ = ["validate"]
@@ -187,7 +188,7 @@ def validate(
     job_id: int | None = None
     if device is not None:
         assert server is not None
-        job_id, table = _fetch(err, server, device, job, token)
+        job_id, table = server_lut_option(server, device, job, token)
         label = f"{server.rstrip('/')} {device} LUT {job_id}"
     else:
         assert lut is not None
@@ -330,24 +331,6 @@ def _covers(doc: dict[str, Any], archs: set[str]) -> bool:
     report = doc["report"]
     covered = {r["arch"] for r in report["rows"]} | set((report.get("meta") or {}).get("unpriced") or [])
     return archs <= covered
-
-
-def _fetch(err: Console, server: str, device: str, job: str, token: str | None) -> tuple[int, LatencyTable]:
-    """The server's LUT ``job`` of ``device`` and its job id; exit 2 (refused) or 1 (unreachable) on failure."""
-    from hwlut.client import ApiError, HwlutClient, ServerUnreachable
-
-    try:
-        with HwlutClient(server, token=token) as client:
-            return client.lut_and_id(device, job)
-    except ServerUnreachable as exc:
-        err.print(f"[red]error[/]: {server}: {exc}", highlight=False)
-        raise typer.Exit(1) from None
-    except ApiError as exc:
-        err.print(f"[red]error[/]: {server}: LUT {job} of {device!r}: {exc}", highlight=False)
-        raise typer.Exit(2) from None
-    except (LutFileError, KeyError, TypeError, ValueError) as exc:
-        err.print(f"[red]error[/]: {server}: LUT {job} of {device!r} is no hwlut LUT: {exc}", highlight=False)
-        raise typer.Exit(2) from None
 
 
 def _upload(err: Console, server: str, device: str, job_id: int, token: str | None, doc: dict[str, Any]) -> None:
