@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[all,test]'
+# Exactly the locked versions (requirements.lock, refreshed by scripts/lock.sh);
+# -qq: errors only, so the test output is not buried under pip's.
+.venv/bin/python -m pip install -qq -c requirements.lock -e '.[all,test]'
 
 .venv/bin/ruff check .
 
