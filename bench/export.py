@@ -3,10 +3,17 @@
     python bench/export.py                    # FBNet-224: 108 blocks + stem, head, pool, fc
     python bench/export.py --resolution 32 --workers 1
     python bench/export.py --breakdown 4      # also: where one export's time goes
+    python bench/export.py --quick-set --rounds 2   # quickstart --quick's set: networks grouped vs one per call
 
 Cold: a fresh, empty cache folder. Warm: the same call again on the filled
 cache (every artifact's hash is checked). Goal: cold <= 120 s for both formats
 on 2 cores, warm <= 5 s.
+
+``--quick-set`` exports what ``hwlut quickstart --quick`` exports (FBNet-32's
+entries, the trivial entry, the sentinel and 10 validation networks, both
+formats), cold, alternating whole networks grouped
+(``NETWORK_GROUP_SIZE`` per exporter call) with one network per call, and
+prints for each run when the last artifact of each kind was done.
 """
 
 from __future__ import annotations
@@ -23,8 +30,10 @@ from pathlib import Path
 # shadow the standard library's `profile` in the export worker processes.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
+import profiler.export as export  # noqa: E402
+from hwlut.cli.quickstart import QUICK_NETWORKS, VALIDATION_SEED, export_jobs  # noqa: E402
 from profiler.export import ArtifactCache, entry_target, export_many  # noqa: E402
-from searchspace import fbnet_space  # noqa: E402
+from searchspace import fbnet_space, validation_archs  # noqa: E402
 
 
 def _run(root: Path, resolution: int, workers: int | None) -> dict[str, float]:
@@ -34,6 +43,35 @@ def _run(root: Path, resolution: int, workers: int | None) -> dict[str, float]:
     started = time.perf_counter()
     export_many(cache, jobs, workers=workers)
     return {"seconds": time.perf_counter() - started, "artifacts": len(jobs)}
+
+
+def _quick_set(rounds: int, workers: int | None) -> None:
+    """Cold exports of quickstart --quick's set, networks grouped and one per call, interleaved."""
+    space = fbnet_space(32)
+    jobs = export_jobs(space, space.distinct_entries(), validation_archs(space, QUICK_NETWORKS, VALIDATION_SEED))
+    grouped = export.NETWORK_GROUP_SIZE
+    print(f"quickstart --quick's set: {len(jobs)} artifacts, workers={workers or 'one per CPU'}, {rounds} rounds")
+    totals: dict[str, list[float]] = {}
+    for r in range(rounds):
+        for size in (grouped, 1) if r % 2 == 0 else (1, grouped):
+            name = f"{size} networks per call"
+            export.NETWORK_GROUP_SIZE = size  # read by the parent, which cuts the chunks
+            done: dict[str, float] = {}
+            with tempfile.TemporaryDirectory(prefix="hwlut-bench-export-") as tmp:
+                started = time.perf_counter()
+
+                def on_done(artifact: export.Artifact, started: float = started, done: dict = done) -> None:
+                    kind = "network" if artifact.target.startswith("net-") else "entry"
+                    done[f"{artifact.format} {kind}"] = time.perf_counter() - started
+
+                export_many(ArtifactCache(Path(tmp)), jobs, workers=workers, on_done=on_done)
+                seconds = time.perf_counter() - started
+            totals.setdefault(name, []).append(seconds)
+            last = ", ".join(f"{kind} {t:.0f}" for kind, t in sorted(done.items(), key=lambda kv: kv[1]))
+            print(f"  round {r}: {name}: {seconds:.1f} s (last done, s: {last})", flush=True)
+    export.NETWORK_GROUP_SIZE = grouped
+    for name, values in totals.items():
+        print(f"{name}: median {statistics.median(values):.1f} s ({', '.join(f'{v:.1f}' for v in values)})")
 
 
 def _breakdown_child(n: int, resolution: int) -> None:
@@ -78,7 +116,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="export processes (default: one per CPU)")
     parser.add_argument("--breakdown", type=int, default=0, help="also compare lone and grouped exports of N entries")
     parser.add_argument("--breakdown-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--quick-set", action="store_true", help="only quickstart --quick's set, see above")
+    parser.add_argument("--rounds", type=int, default=2, help="--quick-set: rounds of (grouped, one per call)")
     args = parser.parse_args()
+    if args.quick_set:
+        _quick_set(args.rounds, args.workers)
+        return
     if args.breakdown_child:
         _breakdown_child(args.breakdown, args.resolution)
         return

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 
 import numpy as np
 import pytest
 import torch
 
-from profiler.export import ArtifactCache, entry_target, export_many, network_target
+from profiler.export import ArtifactCache, _groups, entry_target, export_many, network_target
 from profiler.runtimes import make_runtime
 from searchspace import FBNET_CANDIDATES, fbnet_space
 from searchspace.modules import build_entry, build_network
@@ -159,3 +160,69 @@ def test_grouped_export_equals_a_lone_export(tmp_path, fmt: str) -> None:
     assert np.abs(a - b).max() <= 1e-5
     # a split piece holds its own branch only: far smaller than the three together
     assert grouped[1].path.stat().st_size < grouped[0].path.stat().st_size
+
+
+def _op_counts(path, fmt: str) -> Counter:
+    """How many operators of each type the artifact holds."""
+    if fmt == "onnx":
+        import onnx
+
+        return Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+    codes = model.operatorCodes
+    return Counter(
+        max(codes[op.opcodeIndex].builtinCode, codes[op.opcodeIndex].deprecatedBuiltinCode)
+        for op in model.subgraphs[0].operators
+    )
+
+
+#: Two small networks (mostly skips: cheap to export) that differ in a few layers.
+SMALL_NETS = [
+    ",".join("k3_e1" if i in (4, 9) else "skip" for i in range(22)),
+    ",".join("k5_e3" if i == 13 else "k3_e1_g2" if i == 2 else "skip" for i in range(22)),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_grouped_networks_equal_lone_exports(tmp_path, fmt: str) -> None:
+    """A network cut out of a grouped export is the model a lone export gives: same outputs, same operators."""
+    targets = [network_target(SPACE, arch) for arch in SMALL_NETS]
+    grouped = ArtifactCache(tmp_path / "grouped").build_group(targets, fmt)
+    rt = make_runtime(RUNTIME_OF[fmt], threads=1)
+    for target, piece in zip(targets, grouped, strict=True):
+        lone = ArtifactCache(tmp_path / "lone").get(target, fmt)
+        assert piece.target == lone.target == target.label
+        same = ("sha256", "size")  # the bytes differ (names carry the branch), nothing else does
+        assert {k: v for k, v in piece.meta.items() if k not in same} == {
+            k: v for k, v in lone.meta.items() if k not in same
+        }
+        assert _op_counts(piece.path, fmt) == _op_counts(lone.path, fmt)
+        x = np.random.default_rng(5).standard_normal(lone.input_shape, dtype=np.float32)
+        a, b = rt.load(lone.path, lone.input_shape), rt.load(piece.path, piece.input_shape)
+        assert np.abs(a.infer(x) - b.infer(x)).max() <= 1e-6
+        a.close()
+        b.close()
+    assert _check(grouped[0], build_network(SPACE, SMALL_NETS[0], seed=0), fmt) <= 1e-4
+
+
+def test_networks_are_exported_in_groups() -> None:
+    """export_many's chunks: one format and one kind each; networks several per call, enough chunks for the workers."""
+    archs = [",".join(FBNET_CANDIDATES[(i + k) % 9] for i in range(22)) for k in range(10)]
+    entries = [layer.entry(op) for layer in (SAME, DOWN) for op in FBNET_CANDIDATES]
+    jobs = [(network_target(SPACE, a), fmt) for fmt in ("onnx", "tflite") for a in archs]
+    jobs += [(entry_target(e), fmt) for fmt in ("onnx", "tflite") for e in entries]
+    chunks = _groups(list(range(len(jobs))), jobs, workers=2)
+    assert sorted(i for c in chunks for i in c) == list(range(len(jobs)))
+    for chunk in chunks:
+        assert len({(jobs[i][1], jobs[i][0].entry is None) for i in chunk}) == 1
+    nets = [c for c in chunks if jobs[c[0]][0].entry is None]
+    assert sorted(len(c) for c in nets) == [5, 5, 5, 5]  # 10 per format: two calls each, one per worker
+    # the costliest first: TFLite networks, TFLite entries, then ONNX
+    assert [(jobs[c[0]][1], jobs[c[0]][0].entry is None) for c in chunks[:2]] == [("tflite", True)] * 2
+    assert jobs[chunks[2][0]][1] == "tflite" and jobs[chunks[-1][0]][1] == "onnx"
+    # a few networks: one per call, so that both workers get one
+    few = _groups([0, 1], jobs, workers=2)
+    assert sorted(map(len, few)) == [1, 1]

@@ -40,6 +40,9 @@ def test_quickstart_serves_what_it_measured(tmp_path: Path) -> None:
             lut = json.loads((out / f"qs-box-fbnet32-{runtime}.json").read_text())
             assert len(lut["entries"]) == 5 and lut["provenance"]["runtime"]["runtime"] == runtime
         assert "Fastest and slowest block per layer" in text and "Noise" in text
+        phases = re.search(r"phases: server start [\d.]+ s, export [\d.]+ s, (.*); total ([\d.]+) s", text)
+        assert phases, text
+        assert "measuring onnxruntime" in phases.group(1) and "measuring LiteRT" in phases.group(1)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0, log.read_text()
         with pytest.raises(httpx.TransportError):  # the server stopped with it
@@ -75,3 +78,15 @@ def test_the_summary_prints_raw_and_calibrated_accuracy_per_runtime() -> None:
     # A partial LUT (--limit) cannot price whole networks.
     refused = CliRunner().invoke(app, ["quickstart", "--quick", "--limit", "5", "--networks", "3"])
     assert refused.exit_code == 2 and "--networks 0" in refused.output
+
+
+def test_the_phase_line_adds_up() -> None:
+    from hwlut.cli.quickstart import _phase_line
+
+    phases = {"server start": 2.04, "export": 95.3, "measuring onnxruntime": 16.7, "measuring LiteRT": 21.4}
+    line = _phase_line(phases, 140.0)
+    assert line == (
+        "phases: server start 2.0 s, export 95.3 s, measuring onnxruntime 16.7 s, measuring LiteRT 21.4 s, "
+        "other 4.6 s; total 140.0 s"
+    )
+    assert _phase_line({}, 3.0) == "phases: other 3.0 s; total 3.0 s"

@@ -8,7 +8,8 @@ FBNet space on onnxruntime and one on LiteRT (1 thread each); exports every
 entry of the space in both formats in one grouped, parallel export; runs an
 agent (:mod:`profiler.agent`) for each job in this process; writes each LUT
 to a file; and prints a summary (entries, wall time, fastest and slowest
-block per layer, noise figures, accuracy) and where to look next.
+block per layer, noise figures, accuracy), the time of each phase (server
+start, export, measuring per runtime) and where to look next.
 
 Each job also holds validation networks (``--networks``: 10 with ``--quick``,
 30 otherwise; seed 0), exported up front with the entries and measured by
@@ -46,7 +47,15 @@ from rich.table import Table
 
 from .console import out_console
 
-__all__ = ["FULL_NETWORKS", "FULL_PROTOCOL", "QUICK_NETWORKS", "QUICK_PROTOCOL", "local_server", "quickstart"]
+__all__ = [
+    "FULL_NETWORKS",
+    "FULL_PROTOCOL",
+    "QUICK_NETWORKS",
+    "QUICK_PROTOCOL",
+    "export_jobs",
+    "local_server",
+    "quickstart",
+]
 
 #: The protocol of ``--quick`` (32x32): coarse but fast.
 QUICK_PROTOCOL: dict[str, Any] = {
@@ -167,6 +176,24 @@ class _QuickHooks:
         pass
 
 
+def export_jobs(space: Any, entries: list[Any], archs: list[Any]) -> list[tuple[Any, str]]:
+    """Every ``(target, format)`` the two jobs need: the trivial entry, the sentinel, the entries, the networks."""
+    from profiler.export import FORMATS, entry_target, network_target
+    from profiler.local import default_sentinel
+    from profiler.protocol import TRIVIAL_ENTRY
+
+    unique = list({e.key: e for e in [TRIVIAL_ENTRY, default_sentinel(space), *entries]}.values())
+    jobs = [(entry_target(e), fmt) for fmt in FORMATS for e in unique]
+    return jobs + [(network_target(space, a), fmt) for fmt in FORMATS for a in archs]
+
+
+def _phase_line(phases: dict[str, float], total: float) -> str:
+    """``phases: server start 2.1 s, export 95.3 s, …, other 3.0 s; total 140.2 s`` (other: what no phase holds)."""
+    parts = [f"{name} {seconds:.1f} s" for name, seconds in phases.items()]
+    parts.append(f"other {max(0.0, total - sum(phases.values())):.1f} s")
+    return f"phases: {', '.join(parts)}; total {total:.1f} s"
+
+
 def _device_name() -> str:
     name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()).strip("-.") or "this"
     return f"{name[:100]}-cpu"
@@ -206,6 +233,7 @@ def quickstart(
     console = out_console()
     home = hwlut_home()
     started = time.perf_counter()
+    phases: dict[str, float] = {}  # seconds per phase, in the order they ran
     if networks is None:
         networks = 0 if limit else QUICK_NETWORKS if quick else FULL_NETWORKS
     elif networks and limit:
@@ -222,6 +250,7 @@ def quickstart(
         started=started,
         limit=limit,
         networks=networks,
+        phases=phases,
     )
     if server is not None:
         admin = token or os.environ.get("HWLUT_ADMIN_TOKEN")
@@ -232,6 +261,7 @@ def quickstart(
     with console.status("starting the server (SQLite under HWLUT_HOME, migrations applied)…"):
         ctx = local_server(home, port=port)
         url, admin, proc = ctx.__enter__()
+    phases["server start"] = time.perf_counter() - started
     try:
         console.print(f"server: {url} (database {home / 'hwlut.db'}, log {home / 'quickstart-server.log'})")
         run(url, admin)
@@ -256,17 +286,17 @@ def _main(
     started: float,
     limit: int | None = None,
     networks: int = 0,
+    phases: dict[str, float] | None = None,
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from hwlut.client import Conflict, HwlutClient, NotFound
     from profiler.agent import Agent, AgentConfig, AgentError
-    from profiler.export import ArtifactCache, entry_target, export_many, network_target
-    from profiler.local import default_sentinel
-    from profiler.protocol import TRIVIAL_ENTRY
+    from profiler.export import ArtifactCache, export_many
     from profiler.provenance import collect_host
     from searchspace import LatencyTable, load_space, validation_archs
 
+    phases = phases if phases is not None else {}
     resolution = 32 if quick else 224
     protocol = QUICK_PROTOCOL if quick else FULL_PROTOCOL
     space = load_space("fbnet", resolution=resolution)
@@ -307,15 +337,13 @@ def _main(
     )
 
     cache = ArtifactCache()
-    sentinel = default_sentinel(space)
-    unique = list({e.key: e for e in [TRIVIAL_ENTRY, sentinel, *entries]}.values())
-    wanted = [(entry_target(e), fmt) for fmt in ("onnx", "tflite") for e in unique]
-    wanted += [(network_target(space, a), fmt) for fmt in ("onnx", "tflite") for a in archs]
+    wanted = export_jobs(space, entries, archs)
     t0 = time.perf_counter()
     missing = sum(1 for target, fmt in wanted if cache.lookup(target, fmt) is None)
     with console.status(f"exporting {missing} of {len(wanted)} artifacts the cache lacks (grouped, parallel)…"):
         export_many(cache, wanted)
-    console.print(f"export: {missing} artifacts exported in {time.perf_counter() - t0:.1f} s (cache {cache.root})")
+    phases["export"] = time.perf_counter() - t0
+    console.print(f"export: {missing} artifacts exported in {phases['export']:.1f} s (cache {cache.root})")
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     for run in runs:
@@ -338,6 +366,7 @@ def _main(
                 console.print(f"[red]error:[/red] {exc}")
                 raise typer.Exit(1) from None
         run.wall_s = time.perf_counter() - t0
+        phases[f"measuring {run.label}"] = run.wall_s
         with HwlutClient(url, token=device_token) as client:
             if archs:
                 try:
@@ -360,7 +389,9 @@ def _main(
         key = next(iter(first.lut.entries))
     arch = ",".join(["k3_e6"] * len(space.layers))
     say = functools.partial(console.print, soft_wrap=True)  # commands stay on one line, copy-pasteable
-    say(f"\n[bold]Done in {time.perf_counter() - started:.0f} s.[/bold] Where to look next:")
+    total = time.perf_counter() - started
+    say(f"\n{_phase_line(phases, total)}", highlight=False)
+    say(f"[bold]Done in {total:.0f} s.[/bold] Where to look next:")
     say(f"  server        {url}  (API docs: {url}/docs)")
     say(f"  one entry     curl -s {url}/v1/devices/{name}/luts/{first.job_id}/entries/{key}")
     if first.accuracy is not None:
