@@ -5,7 +5,7 @@ For each runtime (onnxruntime and LiteRT by default), in one run:
 1. draws ``--n`` validation architectures of FBNet with ``--seed``;
 2. for each cache mode of the entries (``warm``: the default protocol;
    ``l2``: the L2 evicted before every timed run; ``cold``: every cache level
-   evicted, :mod:`profiler.coldcache`) times every entry the networks use and
+   evicted, :mod:`profiler.runtimes.coldcache`) times every entry the networks use and
    the networks themselves (warm, as deployed) in **one interleaved batch**
    (:func:`profiler.validate.measure_interleaved`), as a profiling job with
    validation networks does, so a drift of the machine cannot pass for a LUT
@@ -40,15 +40,15 @@ import tempfile
 import time
 from typing import Any
 
-from profiler.accuracy import NetworkRow, accuracy_report, plot_report
-from profiler.coldcache import CACHE_MODES
 from profiler.export import ArtifactCache
 from profiler.local import profile_space
 from profiler.network import measure_networks
+from profiler.plots import plot_report
 from profiler.protocol import ProtocolConfig
-from profiler.runtimes import make_runtime
+from profiler.runtimes import CACHE_MODES, make_runtime
 from profiler.validate import measure_interleaved, prefetch_networks, validation_archs
 from searchspace import LatencyTable, load_space
+from searchspace.accuracy import NetworkRow, accuracy_report
 
 
 def _line(label: str, fig: Any) -> str:

@@ -21,7 +21,7 @@ name what each effect contributes:
 ``l2flush`` / ``llcflush`` / ``flushN``
     entries run after a read of a buffer the size of 2 x L2 (the ``l2``
     cache mode) / of the ``cold`` mode's default / of N MiB
-    (``profiler.coldcache``), outside the timed region; networks warm.
+    (``profiler.runtimes.coldcache``), outside the timed region; networks warm.
 
     python bench/accuracy_gap.py                       # FBNet-224, 12 networks, both runtimes
     python bench/accuracy_gap.py -r 32 --n 4 --variants run,l2flush --time-cap 0.3   # a smoke run
@@ -43,14 +43,13 @@ import statistics
 import time
 from typing import Any
 
-from profiler.accuracy import accuracy_report
-from profiler.coldcache import with_cache_mode
 from profiler.export import ArtifactCache, entry_target, export_many, network_target
 from profiler.local import default_sentinel
 from profiler.protocol import TRIVIAL_ENTRY, ProtocolConfig
-from profiler.runtimes import Runtime, make_runtime
+from profiler.runtimes import Runtime, make_runtime, with_cache_mode
 from profiler.validate import measure_interleaved, validation_archs
 from searchspace import load_space
+from searchspace.accuracy import accuracy_report
 
 VARIANTS = {
     "ort": ("run", "iobinding", "extended", "l2flush", "llcflush"),
@@ -71,7 +70,7 @@ def runtime_of(name: str, variant: str, threads: int) -> Runtime:
 
 
 def entry_runtime_of(runtime: Runtime, variant: str) -> Runtime:
-    """The entries' runtime: the cache modes of :mod:`profiler.coldcache` for the flush variants."""
+    """The entries' runtime: the cache modes of :mod:`profiler.runtimes.coldcache` for the flush variants."""
     if variant == "l2flush":
         return with_cache_mode(runtime, "l2")
     if variant == "llcflush":

@@ -50,12 +50,11 @@ from typing import Any
 
 import numpy as np
 
-from profiler.coldcache import default_cache_mode
 from profiler.export import ArtifactCache, entry_target, export_many
 from profiler.local import default_sentinel, profile_space
 from profiler.protocol import TRIVIAL_ENTRY, ProtocolConfig
 from profiler.provenance import collect_cpu_model
-from profiler.runtimes import make_runtime
+from profiler.runtimes import default_cache_mode, make_runtime
 from searchspace import LatencyTable, load_space
 
 GOALS = {"wall_s": 120.0, "inference_share": 0.80, "repeat_median": 0.01, "repeat_p95": 0.03}

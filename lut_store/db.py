@@ -50,7 +50,7 @@ def database_url(url: str | None = None) -> str:
     env = os.environ.get(DATABASE_URL_ENV)
     if env:
         return env
-    from hwlut.paths import hwlut_home
+    from searchspace.paths import hwlut_home
 
     return f"sqlite:///{hwlut_home() / 'hwlut.db'}"
 

@@ -41,11 +41,12 @@ from typing import Any
 import yaml
 
 from searchspace import Entry, EntryKeyError, LatencyTable, LutFileError, SpaceSpec, parse_key
+from searchspace.fields import LATENCY_FIELDS, FieldError
+from searchspace.fields import check_latency as _check_latency
 
 __all__ = [
     "CSV_COLUMNS",
     "FORMATS",
-    "STAT_FIELDS",
     "FormatError",
     "Table",
     "TableRow",
@@ -55,19 +56,16 @@ __all__ = [
 ]
 
 FORMATS = ("hwlut", "csv", "hwnasbench", "proxyless", "ofa")
-STAT_FIELDS = ("median", "mean", "std", "min", "p10", "p90", "ci_low", "ci_high")
 ENTRY_FIELDS = ("op", "cin", "cout", "h", "w", "stride", "kernel", "expansion", "groups")
 CSV_COLUMNS = (
     "key",
     "entry_key",
     *ENTRY_FIELDS,
     "latency_us",
-    *(f"{name}_us" for name in STAT_FIELDS),
+    *(f"{name}_us" for name in LATENCY_FIELDS),
     "count",
     "stop_reason",
 )
-# A latency above this (100 s) is a unit mistake, not a measurement.
-MAX_LATENCY_US = 1e8
 
 
 class FormatError(ValueError):
@@ -103,12 +101,11 @@ class Table:
 
 
 def check_latency(value: Any, where: str) -> float:
-    """A finite, non-negative, plausible latency in µs, or :class:`FormatError` naming ``where``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise FormatError(f"{where}: expected a number of µs, got {value!r}")
-    if not math.isfinite(value) or value < 0 or value > MAX_LATENCY_US:
-        raise FormatError(f"{where}: expected a finite latency in 0..{MAX_LATENCY_US:g} µs, got {value!r}")
-    return float(value)
+    """:func:`searchspace.fields.check_latency`, refusing with a :class:`FormatError` naming ``where``."""
+    try:
+        return _check_latency(value, where)
+    except FieldError as exc:
+        raise FormatError(str(exc)) from None
 
 
 # -- detection ----------------------------------------------------------------
@@ -209,7 +206,7 @@ def _read_csv(text: str) -> Table:
         if not key:
             raise FormatError(f"{where}: key: empty")
         stats: dict[str, Any] = {}
-        for name in STAT_FIELDS:
+        for name in LATENCY_FIELDS:
             value = _number(rec.get(f"{name}_us") or "", f"{where}: {name}_us")
             if value is not None:
                 stats[name] = check_latency(value, f"{where}: {name}_us")
@@ -363,7 +360,7 @@ def _write_csv(table: Table) -> str:
                 row.entry.key if row.entry else "",
                 *(_csv_value(fields.get(name)) for name in ENTRY_FIELDS),
                 _csv_value(row.latency_us),
-                *(_csv_value(row.stats.get(name)) for name in STAT_FIELDS),
+                *(_csv_value(row.stats.get(name)) for name in LATENCY_FIELDS),
                 _csv_value(row.stats.get("count")),
                 _csv_value(row.stats.get("stop_reason")),
             ]

@@ -31,8 +31,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from hwlut.paths import hwlut_home
 from searchspace import Architecture, Entry, SpaceSpec
+from searchspace.paths import hwlut_home
 
 from .split import split_onnx, split_tflite
 

@@ -13,7 +13,7 @@ runtime, version, threads, XNNPACK / optimisation level...), ``exporter``
 (format and package versions), ``host`` (CPU model, cores, affinity mask,
 governor, OS, Python...), ``protocol`` (the :class:`ProtocolConfig`),
 ``cache_mode`` (``warm``, or ``cold``: caches evicted before every timed run,
-:mod:`profiler.coldcache`; its flush size is in ``runtime``),
+:mod:`profiler.runtimes.coldcache`; its flush size is in ``runtime``),
 ``sentinel`` (key, threshold, and per batch: reference, passes, redone,
 flagged, drifts), ``overhead`` (the trivial model's statistics; its median is
 ``overhead_us``), ``started_at`` / ``finished_at`` and ``sessions`` (one per
@@ -42,10 +42,12 @@ from typing import Any
 
 from searchspace import Entry, LatencyTable, SpaceSpec
 
-from .coldcache import eviction_seconds
+from .artifacts import cache_or_default, load_artifact, prefetch_artifacts
+from .export import exporter_versions
 from .protocol import TRIVIAL_ENTRY, PassReport, ProtocolConfig, measure_batch
 from .provenance import collect_host, mismatches, now_iso
 from .runtimes import Loaded, Runtime
+from .runtimes.coldcache import eviction_seconds
 
 __all__ = ["SAVE_EVERY_S", "LutMismatch", "ProfileHooks", "default_sentinel", "profile_space"]
 
@@ -118,27 +120,14 @@ class _Artifacts:
     load_s: float = 0.0
 
     def prefetch(self, entries: Sequence[Entry]) -> None:
-        """Export what the cache lacks in grouped, parallel exporter calls (much faster than one by one).
-
-        A failure here is not final: :meth:`load` then exports entry by entry
-        and records the error of the entry that fails.
-        """
-        from .export import ArtifactCache, ExportError, entry_target, export_many
-
-        if not isinstance(self.cache, ArtifactCache):  # a stand-in cache exports nothing
-            return
-        try:
-            export_many(self.cache, [(entry_target(e), self.runtime.format) for e in entries])
-        except (ExportError, OSError, RuntimeError):
-            pass
+        """Export what the cache lacks, grouped (a failure names its entry at :meth:`load`)."""
+        prefetch_artifacts(self.cache, entries, self.runtime.format)
 
     def load(self, entry: Entry) -> Loaded:
-        from .export import entry_target
-
+        """Load an entry's artifact (exported now when the cache lacks it), adding up ``load_s``."""
         t0 = time.perf_counter()
         try:
-            artifact = self.cache.get(entry_target(entry), self.runtime.format)
-            return self.runtime.load(artifact.path, artifact.input_shape)
+            return load_artifact(self.cache, entry, self.runtime)
         finally:
             self.load_s += time.perf_counter() - t0
 
@@ -161,14 +150,12 @@ def profile_space(
     was measured differently). The file is complete when every selected entry
     of the space has statistics. Returns the table as written.
     """
-    from .export import ArtifactCache, exporter_versions
-
     began = time.perf_counter()
     evicted_before = eviction_seconds(runtime)
     cfg = config or ProtocolConfig()
     hooks = hooks or ProfileHooks()
     out = Path(out)
-    artifacts = _Artifacts(runtime, cache if cache is not None else ArtifactCache())
+    artifacts = _Artifacts(runtime, cache_or_default(cache))
     wanted = list(dict.fromkeys(entries)) if entries is not None else space.distinct_entries()  # each once
     sentinel = sentinel or default_sentinel(space)
 
@@ -177,7 +164,7 @@ def profile_space(
         "exporter": {"format": runtime.format, "versions": exporter_versions(runtime.format)},
         "host": collect_host(),
         "protocol": cfg.to_dict(),
-        "cache_mode": runtime.settings().get("cache_mode", "warm"),  # profiler.coldcache
+        "cache_mode": runtime.settings().get("cache_mode", "warm"),  # profiler.runtimes.coldcache
     }
     session: dict[str, Any] = {
         "started_at": now_iso(),

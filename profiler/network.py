@@ -32,6 +32,8 @@ from typing import Any
 
 from searchspace import Architecture, Entry, LatencyTable, MissingEntries, SpaceSpec
 
+from .artifacts import cache_or_default, load_artifact
+from .export import network_target
 from .protocol import EntryResult, ProtocolConfig, measure_batch
 from .runtimes import Loaded, Runtime
 
@@ -157,13 +159,11 @@ def measure_networks(
     price each network from this table too; it is checked (space, missing
     entries) before anything is exported.
     """
-    from .export import ArtifactCache, entry_target, network_target
-
     decoded = [space.decode(a) if isinstance(a, str) else space.decode(list(a.ops)) for a in archs]
     if not decoded:
         raise ValueError("measure_networks: no architecture given")
     predictions = [lut_prediction(lut, space, a) if lut is not None else None for a in decoded]
-    cache = cache if cache is not None else ArtifactCache()
+    cache = cache_or_default(cache)
     targets = [network_target(space, a) for a in decoded]
     labels = list(dict.fromkeys(t.label for t in targets))  # the same network twice is measured once
 
@@ -172,11 +172,9 @@ def measure_networks(
     try:
         for target in targets:
             if target.label not in loaded:
-                artifact = cache.get(target, runtime.format)
-                loaded[target.label] = runtime.load(artifact.path, artifact.input_shape)
+                loaded[target.label] = load_artifact(cache, target, runtime)
         if sentinel is not None:
-            artifact = cache.get(entry_target(sentinel), runtime.format)
-            sentinel_model = runtime.load(artifact.path, artifact.input_shape)
+            sentinel_model = load_artifact(cache, sentinel, runtime)
         reference = sentinel_model if sentinel_model is not None else loaded[labels[0]]
         result = measure_batch([(label, loaded[label]) for label in labels], reference, config, clock=clock)
     finally:

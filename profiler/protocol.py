@@ -200,7 +200,7 @@ class _Timer:
     """Counts the time spent inside runtime calls: the timed invocations' own latencies.
 
     What a model does outside its timed region (a cache-mode flush before the
-    run, :mod:`profiler.coldcache`) is not inference and is not counted.
+    run, :mod:`profiler.runtimes.coldcache`) is not inference and is not counted.
     """
 
     def __init__(self, clock: Clock) -> None:

@@ -3,7 +3,8 @@
 :func:`collect_host` says where the numbers were taken (CPU model, cores,
 affinity mask, frequency governor where readable, OS, Python);
 :data:`CHECKED_FIELDS` lists what must be equal before two sessions'
-measurements may share one LUT.
+measurements may share one LUT, and :func:`mismatches` (the profiler's one
+settings check) says where two records differ.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import datetime as _dt
 import os
 import platform
 import socket
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -109,7 +111,45 @@ def checked_view(provenance: dict[str, Any]) -> dict[str, Any]:
     return {name: _get(provenance, name) for name in CHECKED_FIELDS}
 
 
-def mismatches(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Checked fields whose values differ between two provenance records, as ``field: old != new``."""
-    a, b = checked_view(old), checked_view(new)
-    return [f"{name}: {a[name]!r} != {b[name]!r}" for name in CHECKED_FIELDS if a[name] != b[name]]
+def _ignored(path: str, ignore: Sequence[str]) -> bool:
+    return any(path == name or path.startswith(f"{name}.") for name in ignore)
+
+
+def _leaves(value: Any, path: str, ignore: Sequence[str], out: dict[str, Any]) -> None:
+    """``value`` flattened to ``{dotted path: value}``, ignored paths left out (an emptied dict stays, as ``{}``)."""
+    if _ignored(path, ignore):
+        return
+    if isinstance(value, dict):
+        kept = {key: inner for key, inner in value.items() if not _ignored(f"{path}.{key}", ignore)}
+        for key, inner in kept.items():
+            _leaves(inner, f"{path}.{key}", ignore, out)
+        if kept:
+            return
+        value = {}
+    out[path] = value
+
+
+def mismatches(
+    old: dict[str, Any],
+    new: dict[str, Any],
+    *,
+    fields: Sequence[str] = CHECKED_FIELDS,
+    ignore: Sequence[str] = (),
+) -> list[str]:
+    """Where two provenance records differ in ``fields``, value by value, as ``path: old != new``.
+
+    The one settings check of the profiler: a LUT file resumed (all
+    :data:`CHECKED_FIELDS`), a job's earlier uploads against an agent's
+    settings (less what differs between identical devices) and a LUT
+    against the runtime that validates it (``fields=("runtime",)``, less
+    the cache mode). Nested settings are compared key by key, so the answer
+    names the setting (``runtime.threads: 1 != 4``); ``ignore`` leaves out
+    dotted paths and everything under them (``runtime.phone.serial``,
+    ``host``). A missing value reads as None (older records lack newer keys).
+    """
+    a: dict[str, Any] = {}
+    b: dict[str, Any] = {}
+    for name in fields:
+        _leaves(_get(old, name), name, ignore, a)
+        _leaves(_get(new, name), name, ignore, b)
+    return [f"{p}: {a.get(p)!r} != {b.get(p)!r}" for p in dict.fromkeys([*a, *b]) if a.get(p) != b.get(p)]

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 from scipy import stats as _sps
 
+from searchspace.fields import STAT_FIELDS
+
 __all__ = [
-    "STAT_FIELDS",
+    "SUMMARY_FIELDS",
     "Summary",
     "median_ci",
     "median_ci_ranks",
@@ -29,22 +31,9 @@ __all__ = [
     "summarize",
 ]
 
-#: The per-entry statistics a LUT file carries (all latencies in µs).
-STAT_FIELDS = (
-    "median",
-    "mean",
-    "std",
-    "min",
-    "max",
-    "p10",
-    "p90",
-    "count",
-    "ci_low",
-    "ci_high",
-    "ci_half_width",
-    "ci_rel",
-    "confidence",
-)
+#: The statistics a :class:`Summary` gives, in the registry's order (:data:`searchspace.fields.STAT_FIELDS`,
+#: which names their units and checks); ``stop_reason`` is the protocol's to say, not the samples'.
+SUMMARY_FIELDS: tuple[str, ...] = tuple(name for name in STAT_FIELDS if name != "stop_reason")
 
 
 @lru_cache(maxsize=4096)
@@ -110,10 +99,8 @@ class Summary:
         return max(self.median - self.ci_low, self.ci_high - self.median) / self.median
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields of :data:`STAT_FIELDS` as JSON-safe numbers (an infinite bound becomes None)."""
-        out: dict[str, Any] = asdict(self)
-        out["ci_half_width"] = self.ci_half_width
-        out["ci_rel"] = self.ci_rel
+        """The fields of :data:`SUMMARY_FIELDS` as JSON-safe numbers (an infinite bound becomes None)."""
+        out = {name: getattr(self, name) for name in SUMMARY_FIELDS}
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
 
 

@@ -6,7 +6,7 @@ validation networks: the named ones first, then ``n`` distinct architectures
 sampled from the LUT's space with a recorded seed. :func:`validate_lut` measures them in one interleaved batch
 (:func:`profiler.network.measure_networks`; the networks always run warm,
 as a deployed network does, whatever cache mode the LUT was measured in) and
-computes the :class:`profiler.accuracy.AccuracyReport`: raw LUT sums,
+computes the :class:`searchspace.accuracy.AccuracyReport`: raw LUT sums,
 overhead-corrected sums and a calibration fitted on half of the networks,
 reported on the other half. :func:`write_calibration` stores the calibration
 and the figures in the LUT file (``provenance.calibration`` and
@@ -28,14 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from searchspace import LatencyTable, SpaceSpec
+from searchspace.accuracy import AccuracyReport, Calibration, Figures, NetworkRow, accuracy_report
 from searchspace.validation import DEFAULT_NETWORKS, validation_archs
 
-from .accuracy import AccuracyReport, Calibration, Figures, NetworkRow, accuracy_report
-from .coldcache import cache_mode_of, warm_runtime
+from .artifacts import cache_or_default, load_artifact, prefetch_artifacts
+from .export import network_target
+from .local import default_sentinel
 from .network import NetworkMeasurement, measure_networks
 from .protocol import TRIVIAL_ENTRY, BatchResult, ProtocolConfig, measure_batch
-from .provenance import now_iso
-from .runtimes import Loaded, Runtime
+from .provenance import mismatches, now_iso
+from .runtimes import Loaded, Runtime, cache_mode_of, warm_runtime
+from .runtimes.coldcache import MODE_SETTINGS
 
 __all__ = [
     "DEFAULT_NETWORKS",
@@ -51,16 +54,9 @@ __all__ = [
     "write_calibration",
 ]
 
-#: Keys of a runtime's settings that describe how entries were measured, not the runtime itself.
-_MODE_KEYS = ("cache_mode", "cache_flush_bytes", "last_level_cache_bytes")
-
 
 class RuntimeMismatch(ValueError):
     """The runtime given to validate a LUT is not the one (or not set as the one) that measured it."""
-
-
-def _runtime_view(settings: dict[str, Any] | None) -> dict[str, Any]:
-    return {k: v for k, v in (settings or {}).items() if k not in _MODE_KEYS}
 
 
 def check_runtime(table: LatencyTable, runtime: Runtime) -> None:
@@ -69,17 +65,17 @@ def check_runtime(table: LatencyTable, runtime: Runtime) -> None:
     The cache mode is not compared (the networks run warm in any case); a LUT
     without a recorded runtime is accepted.
     """
-    lut = _runtime_view(table.provenance.get("runtime"))
-    if not lut:
+    recorded = table.provenance.get("runtime") or {}
+    if all(key in MODE_SETTINGS for key in recorded):
         return
-    here = _runtime_view(runtime.settings())
-    diff = [
-        f"{k}: LUT {lut.get(k)!r} != here {here.get(k)!r}"
-        for k in sorted(set(lut) | set(here))
-        if lut.get(k) != here.get(k)
-    ]
+    diff = mismatches(
+        {"runtime": recorded},
+        {"runtime": runtime.settings()},
+        fields=("runtime",),
+        ignore=[f"runtime.{key}" for key in MODE_SETTINGS],
+    )
     if diff:
-        raise RuntimeMismatch("the LUT was measured with other runtime settings; " + "; ".join(diff))
+        raise RuntimeMismatch("the LUT was measured with other runtime settings (LUT != here); " + "; ".join(diff))
 
 
 @dataclass(frozen=True)
@@ -197,27 +193,20 @@ def measure_interleaved(
     batch), so a drift of the machine touches the LUT's entries and the
     networks alike and cannot pass for a LUT error. ``entry_runtime`` (default
     ``runtime``) measures the entries and the trivial model, e.g. a cache-mode
-    wrapper (:mod:`profiler.coldcache`); the networks always run on
+    wrapper (:mod:`profiler.runtimes.coldcache`); the networks always run on
     ``runtime``, warm. Each row's raw sum is the sum of its entries' medians.
     """
-    from .export import ArtifactCache, entry_target, network_target
-    from .local import default_sentinel
-
     cfg = config or ProtocolConfig()
-    cache = cache if cache is not None else ArtifactCache()
+    cache = cache_or_default(cache)
     entry_rt = entry_runtime or runtime
     entries = list(dict.fromkeys(e for a in archs for e in space.entries_of(a)))
-
-    def load(rt: Runtime, target: Any) -> Loaded:
-        artifact = cache.get(target, rt.format)
-        return rt.load(artifact.path, artifact.input_shape)
 
     loaded: list[tuple[str, Loaded]] = []
     sentinel: Loaded | None = None
     try:
-        loaded += [(e.key, load(entry_rt, entry_target(e))) for e in [*entries, TRIVIAL_ENTRY]]
-        loaded += [(f"net:{i}", load(runtime, network_target(space, a))) for i, a in enumerate(archs)]
-        sentinel = load(runtime, entry_target(default_sentinel(space)))
+        loaded += [(e.key, load_artifact(cache, e, entry_rt)) for e in [*entries, TRIVIAL_ENTRY]]
+        loaded += [(f"net:{i}", load_artifact(cache, network_target(space, a), runtime)) for i, a in enumerate(archs)]
+        sentinel = load_artifact(cache, default_sentinel(space), runtime)
         batch = measure_batch(loaded, sentinel, cfg)
     finally:
         for _, model in loaded:
@@ -241,14 +230,8 @@ def prefetch_networks(space: SpaceSpec, archs: Sequence[str], fmt: str, cache: A
     A stand-in cache is returned untouched; a failed parallel export is left
     to the one-by-one export of the measurement, which names the culprit.
     """
-    from .export import ArtifactCache, ExportError, export_many, network_target
-
-    cache = cache if cache is not None else ArtifactCache()
-    if isinstance(cache, ArtifactCache):
-        try:
-            export_many(cache, [(network_target(space, a), fmt) for a in archs])
-        except (ExportError, OSError, RuntimeError):
-            pass
+    cache = cache_or_default(cache)
+    prefetch_artifacts(cache, [network_target(space, a) for a in archs], fmt)
     return cache
 
 

@@ -6,7 +6,7 @@ Two sources give the same :class:`~searchspace.LatencyTable`:
     an hwlut JSON LUT file (:func:`load_lut_file`).
 ``--server URL --device NAME [--job ID|latest]``
     the LUT document served at ``GET {URL}/v1/devices/{NAME}/luts/{JOB}``,
-    fetched through the shared client :mod:`hwlut.client`
+    fetched through the shared client :mod:`lutclient`
     (:func:`fetch_server_lut`, the one place that speaks HTTP).
 
 Each source also yields a :class:`LutSource` record (device, job, content
@@ -33,6 +33,7 @@ import httpx
 import torch
 
 from searchspace import Architecture, Entry, LatencyTable, MissingEntries, SpaceSpec
+from searchspace.accuracy import calibrated_prediction, overhead_prediction
 
 __all__ = [
     "LatencyModel",
@@ -102,22 +103,6 @@ def load_lut_file(path: str | Path) -> tuple[LatencyTable, LutSource]:
     return table, source
 
 
-class _HeaderRecorder(httpx.BaseTransport):
-    """Passes requests through, keeping the last response's ``X-Hwlut-Lut`` (the job id served)."""
-
-    def __init__(self, inner: httpx.BaseTransport) -> None:
-        self.inner = inner
-        self.lut_id: str | None = None
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self.inner.handle_request(request)
-        self.lut_id = response.headers.get("x-hwlut-lut", self.lut_id)
-        return response
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 def fetch_server_lut(
     server: str,
     device: str,
@@ -126,26 +111,23 @@ def fetch_server_lut(
     token: str | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> tuple[LatencyTable, LutSource]:
-    """Fetch one device's LUT from an hwlut server through the shared client (:mod:`hwlut.client`).
+    """Fetch one device's LUT from an hwlut server through the shared client (:mod:`lutclient`).
 
     ``GET {server}/v1/devices/{device}/luts/{job}`` (``job``: an id or
-    ``latest``, the newest complete LUT) answers the hwlut LUT document. The
-    job actually served is read from the ``X-Hwlut-Lut`` header, else the
-    document's ``provenance.job``, else ``job`` as asked. ``transport`` swaps
-    the HTTP transport (``httpx.MockTransport`` in tests).
+    ``latest``, the newest complete LUT) answers the hwlut LUT document and,
+    in its ``X-Hwlut-Lut`` header, the job actually served. ``transport``
+    swaps the HTTP transport (``httpx.MockTransport`` in tests).
     """
-    from hwlut.client import HwlutClient, HwlutError
+    from lutclient import HwlutClient, HwlutError
 
-    recorder = _HeaderRecorder(transport if transport is not None else httpx.HTTPTransport(retries=2))
     url = f"{server.rstrip('/')}/v1/devices/{device}/luts/{job}"
     try:
-        with HwlutClient(server, token=token, transport=recorder) as client:
-            table = client.lut(device, job)
+        with HwlutClient(server, token=token, transport=transport) as client:
+            served_job, table = client.lut_and_id(device, job)
     except HwlutError as exc:
         raise LutSourceError(f"GET {url}: {exc}") from None
     except (ValueError, KeyError) as exc:
         raise LutSourceError(f"GET {url}: not an hwlut LUT document: {exc}") from None
-    served_job = recorder.lut_id or table.provenance.get("job") or job
     source = LutSource(
         kind="server",
         location=url,
@@ -174,11 +156,11 @@ def calibrated_latency(table: LatencyTable, space: SpaceSpec, arch: Architecture
        entry in the LUT but once by a whole network): ``raw - (n - 1) * overhead``.
     """
     raw = table.network_latency(arch)
-    calib = table.provenance.get("calibration")
-    if isinstance(calib, Mapping) and "slope" in calib:
-        return float(calib["slope"]) * raw + float(calib.get("intercept_us", 0.0))
+    calibrated = calibrated_prediction(raw, table.provenance.get("calibration"))
+    if calibrated is not None:
+        return calibrated
     if table.overhead_us is not None and math.isfinite(table.overhead_us):
-        return raw - (len(space.entries_of(arch)) - 1) * float(table.overhead_us)
+        return overhead_prediction(raw, len(space.entries_of(arch)), float(table.overhead_us))
     return None
 
 

@@ -7,7 +7,6 @@ then the read token, the admin token or any device token may read.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -21,6 +20,7 @@ from lut_store import Store
 from lut_store.crud import LUTS_CHANGED, device_by_token, get_device, get_job, mark_luts_changed
 from lut_store.models import Device, Job
 
+from .auth import known_reader, same_token
 from .cache import LutCache
 from .errors import ApiError
 from .schemas import MAX_ID
@@ -108,10 +108,6 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 WriteSessionDep = Annotated[Session, Depends(get_write_session, scope="function")]
 
 
-def _same(a: str, b: str | None) -> bool:
-    return b is not None and hmac.compare_digest(a.encode(), b.encode())
-
-
 def _unauthorized(msg: str) -> ApiError:
     return ApiError(401, ["header", "authorization"], msg, "unauthorized", {"WWW-Authenticate": "Bearer"})
 
@@ -144,10 +140,8 @@ async def require_reader(request: Request, creds: BearerDep) -> None:
     if creds is None:
         raise _unauthorized("reads need a token (Authorization: Bearer …)")
     token = creds.credentials
-    if _same(token, settings.read_token) or _same(token, settings.admin_token):
-        return
     cache = cache_of(request)
-    if cache.token_known(token):
+    if known_reader(settings, cache, token):
         return
     if await run_in_threadpool(cache.check_token, store=store_of(request), token=token):
         return
@@ -160,7 +154,7 @@ def require_admin(settings: SettingsDep, creds: BearerDep) -> None:
         raise _forbidden("no admin token is configured on the server (set HWLUT_ADMIN_TOKEN)")
     if creds is None:
         raise _unauthorized("this needs the admin token (Authorization: Bearer …)")
-    if not _same(creds.credentials, settings.admin_token):
+    if not same_token(creds.credentials, settings.admin_token):
         raise _forbidden("this needs the admin token")
 
 
@@ -168,7 +162,7 @@ def get_writer(settings: SettingsDep, creds: BearerDep, session: WriteSessionDep
     """The admin or a device, from the bearer token."""
     if creds is None:
         raise _unauthorized("writes need a token (Authorization: Bearer …)")
-    if _same(creds.credentials, settings.admin_token):
+    if same_token(creds.credentials, settings.admin_token):
         return Principal(admin=True)
     device = device_by_token(session=session, token=creds.credentials)
     if device is None:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lut_store.crud import StoreError
+from lut_store.errors import StoreError
 
 __all__ = ["ApiError", "BodySizeLimit", "body_loc", "document_body_limit", "install_error_handlers", "problem"]
 

@@ -13,21 +13,16 @@ stays the one definition of the endpoint and of its errors.
 
 from __future__ import annotations
 
-import hmac
-
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lut_store.crud import StoreError
+from lut_store.errors import StoreError
 
+from .auth import known_reader
 from .cache import LutCache
 from .settings import Settings
 
 __all__ = ["CachedEntries"]
-
-
-def _same(a: str, b: str | None) -> bool:
-    return b is not None and hmac.compare_digest(a.encode(), b.encode())
 
 
 def plainly_allowed(settings: Settings, cache: LutCache, authorization: str | None) -> bool:
@@ -39,7 +34,7 @@ def plainly_allowed(settings: Settings, cache: LutCache, authorization: str | No
     scheme, token = get_authorization_scheme_param(authorization)
     if scheme.lower() != "bearer" or not token:
         return False
-    return _same(token, settings.read_token) or _same(token, settings.admin_token) or cache.token_known(token)
+    return known_reader(settings, cache, token)
 
 
 class CachedEntries:

@@ -90,7 +90,7 @@ def config_path() -> Path | None:
         if not path.is_file():
             raise ConfigError(f"{CONFIG_ENV}={named}: no such file")
         return path
-    from hwlut.paths import hwlut_home
+    from searchspace.paths import hwlut_home
 
     path = hwlut_home() / "server.toml"
     return path if path.is_file() else None

@@ -1,4 +1,4 @@
-"""The accuracy maths of :mod:`profiler.accuracy` on constructed data: known errors give known figures."""
+"""The accuracy maths of :mod:`searchspace.accuracy` on constructed data: known errors give known figures."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from profiler.accuracy import (
+from profiler.plots import plot_report
+from searchspace import LatencyTable, fbnet_space
+from searchspace.accuracy import (
     AccuracyReport,
     Calibration,
     NetworkRow,
@@ -18,10 +20,8 @@ from profiler.accuracy import (
     figures,
     fit_calibration,
     overhead_prediction,
-    plot_report,
     split_indices,
 )
-from searchspace import LatencyTable, fbnet_space
 
 
 def _rows(measured: list[float], raw: list[float], entries: int = 26) -> list[NetworkRow]:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from profiler.adb import AdbRuntime, BenchmarkModelError, parse_benchmark_output
 from profiler.protocol import ProtocolConfig
+from profiler.runtimes.adb import AdbRuntime, BenchmarkModelError, parse_benchmark_output
 from searchspace import load_space
 
 # What TFLite's benchmark_model prints (classic stat lines, tensorflow/lite/tools/benchmark).

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from hwlut.cli.quickstart import local_server
-from hwlut.client import HwlutClient, ServerUnreachable
+from lutclient import HwlutClient, ServerUnreachable
 from profiler.agent import AgentConfig, Outbox, SettingsMismatch, canonical_runtime, runtime_for_job
 from searchspace import fbnet_space, network_item_key
 
@@ -474,7 +474,7 @@ def test_cli_register_list_create_status(server) -> None:
     from typer.testing import CliRunner
 
     from hwlut.cli import app
-    from hwlut.client import Invalid
+    from lutclient import Invalid
 
     url, admin = server
     runner = CliRunner()
@@ -509,3 +509,24 @@ def test_cli_register_list_create_status(server) -> None:
     with HwlutClient(url, token=token) as client, pytest.raises(Invalid) as bad:
         client.create_job("cli-box", resolution=32, entries=["tbs_h224_w224_cin3_cout16_s1_k3_e1_g1"])
     assert bad.value.problems[0]["loc"][-1] == "entries[0]"
+
+
+def test_earlier_uploads_are_compared_on_the_checked_fields_less_what_identical_devices_differ_in() -> None:
+    from profiler.agent.config import earlier_mismatches
+
+    phone = {"model": "Pixel 7", "serial": "A1"}
+    earlier = {
+        "runtime": {"runtime": "adb", "threads": 1, "phone": phone},
+        "exporter": {"format": "tflite", "versions": {"torch": "2.13.0"}},
+        "host": {"cpu_model": "laptop", "machine": "x86_64"},
+    }
+    other_unit = {**earlier, "runtime": {**earlier["runtime"], "phone": {**phone, "serial": "B2"}}}
+    other_unit["host"] = {"cpu_model": "another laptop driving the phone", "machine": "arm64"}
+    assert earlier_mismatches(earlier, other_unit) == []
+    other_model = {**other_unit, "runtime": {**other_unit["runtime"], "phone": {"model": "Pixel 8", "serial": "C3"}}}
+    assert earlier_mismatches(earlier, other_model) == ["runtime.phone.model: 'Pixel 7' != 'Pixel 8'"]
+    # on this machine's CPU the host is what measures: it is compared
+    ort = {**earlier, "runtime": {"runtime": "ort", "threads": 1}}
+    moved = {**ort, "host": {"cpu_model": "another CPU", "machine": "x86_64"}}
+    assert earlier_mismatches(ort, moved) == ["host.cpu_model: 'laptop' != 'another CPU'"]
+    assert earlier_mismatches(ort, {**ort, "runtime": {"runtime": "ort", "threads": 2}}) == ["runtime.threads: 1 != 2"]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from hwlut.client import ApiError, Conflict, HwlutClient, Invalid, NotFound, ServerUnreachable, Unauthorized
+from lutclient import ApiError, Conflict, HwlutClient, Invalid, NotFound, ServerUnreachable, Unauthorized
 
 
 def _client(handler: Callable[[httpx.Request], httpx.Response]) -> HwlutClient:
@@ -85,8 +85,6 @@ def test_client_imports_neither_server_nor_torch() -> None:
     import subprocess
     import sys
 
-    code = (
-        "import sys, hwlut.client; print([m for m in ('torch', 'server', 'fastapi', 'sqlalchemy') if m in sys.modules])"
-    )
+    code = "import sys, lutclient; print([m for m in ('torch', 'server', 'fastapi', 'sqlalchemy') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from profiler.coldcache import CACHE_MODES, ColdCacheRuntime, eviction_seconds, l2_cache_bytes, with_cache_mode
 from profiler.export import ArtifactCache, entry_target
 from profiler.protocol import ProtocolConfig, measure_single
 from profiler.runtimes import make_runtime
+from profiler.runtimes.coldcache import CACHE_MODES, ColdCacheRuntime, eviction_seconds, l2_cache_bytes, with_cache_mode
 from searchspace import fbnet_space
 
 
@@ -74,7 +74,8 @@ def test_l2_mode_measures_a_real_entry_and_flushes_before_each_timed_run(name: s
 
 
 def test_each_runtime_has_a_default_cache_mode() -> None:
-    from profiler.coldcache import DEFAULT_CACHE_MODES, default_cache_mode
+    from profiler.runtimes import default_cache_mode
+    from profiler.runtimes.coldcache import DEFAULT_CACHE_MODES
 
     assert default_cache_mode("tflite") == "l2" and default_cache_mode("litert") == "l2"
     assert default_cache_mode("ort") == "warm" and default_cache_mode("onnxruntime") == "warm"

@@ -9,8 +9,18 @@ import pytest
 import yaml
 from testdata import REFERENCE_LUTS
 
-from lut_store.formats import FormatError, Table, TableRow, detect_format, ofa_entry, read_table, write_table
+from lut_store.formats import (
+    CSV_COLUMNS,
+    FormatError,
+    Table,
+    TableRow,
+    detect_format,
+    ofa_entry,
+    read_table,
+    write_table,
+)
 from searchspace import Entry, LatencyTable, fbnet_space
+from searchspace.fields import LATENCY_FIELDS, MAX_LATENCY_US
 
 
 def _hwlut_table() -> LatencyTable:
@@ -111,6 +121,13 @@ def test_hwnasbench_round_trip() -> None:
 def test_bad_files_name_the_field(text: str, fmt: str, field: str) -> None:
     with pytest.raises(FormatError, match=field):
         read_table(text, fmt)
+
+
+def test_csv_columns_and_latency_checks_come_from_the_stat_registry() -> None:
+    assert [c for c in CSV_COLUMNS if c.endswith("_us") and c != "latency_us"] == [f"{n}_us" for n in LATENCY_FIELDS]
+    too_slow = f"key,latency_us\ntbs_h8_w8_cin8_cout8_s1_k3_e1_g1,{MAX_LATENCY_US * 2}\n"
+    with pytest.raises(FormatError, match="latency_us: expected a finite latency"):
+        read_table(too_slow, "csv")
 
 
 def test_latency_values_are_not_changed_by_units() -> None:

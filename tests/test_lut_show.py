@@ -128,8 +128,8 @@ def test_show_refuses_a_file_that_is_not_an_hwlut_lut(tmp_path: Path) -> None:
 
 def _validated_lut(tmp_path: Path) -> tuple[Path, dict, dict]:
     """A hand-made LUT that a (constructed) validation has written its figures and calibration into."""
-    from profiler.accuracy import NetworkRow, accuracy_report
     from profiler.validate import ValidationResult, write_calibration
+    from searchspace.accuracy import NetworkRow, accuracy_report
 
     space = load_space("fbnet", resolution=32)
     table = LatencyTable(space=space, entries={e.key: {"median": 50.0} for e in space.distinct_entries()})

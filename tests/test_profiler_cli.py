@@ -120,3 +120,22 @@ def test_the_commands_protocol_defaults_are_the_protocols() -> None:
         warmup_time=options.DEFAULT_WARMUP_TIME,
     )
     assert given == config
+    assert options.PROTOCOL_DEFAULTS.config() == config
+
+
+@pytest.mark.parametrize("command", ["profile", "measure-arch", "validate"])
+def test_the_protocol_options_are_declared_once_for_every_command(command: str) -> None:
+    """The six protocol options reach each command from one declaration (``protocol_options``), as one value."""
+    import typer.main
+
+    from hwlut.cli import app
+    from hwlut.cli.options import PROTOCOL_DEFAULTS
+
+    click_command = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    params = {p.name: p for p in click_command.params}
+    flags = {"precision": "--precision", "time_cap": "--time-cap", "slice_s": "--slice"}
+    flags |= {"min_passes": "--min-passes", "warmup_runs": "--warmup-runs", "warmup_time": "--warmup-time"}
+    for name, flag in flags.items():
+        assert params[name].opts == [flag]
+        assert params[name].default == getattr(PROTOCOL_DEFAULTS, name)
+    assert "protocol" not in params

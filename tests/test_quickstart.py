@@ -59,7 +59,7 @@ def test_the_summary_prints_raw_and_calibrated_accuracy_per_runtime() -> None:
 
     from hwlut.cli import app
     from hwlut.cli.quickstart import _accuracy_summary, _Run
-    from profiler.accuracy import NetworkRow, accuracy_report
+    from searchspace.accuracy import NetworkRow, accuracy_report
 
     def doc(slope: float, intercept: float) -> dict:
         rows = [NetworkRow(f"net{i}", slope * (1000.0 + 37 * i) + intercept, 1000.0 + 37 * i, 26) for i in range(10)]

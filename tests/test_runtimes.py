@@ -9,9 +9,10 @@ import pytest
 from fakes import QUICK_CFG
 
 from profiler.local import profile_space
-from profiler.runtimes import RuntimeUnavailable, _interpreter_module, make_runtime
-from profiler.stats import STAT_FIELDS
+from profiler.runtimes import RuntimeUnavailable, make_runtime
+from profiler.runtimes.litert import _interpreter_module
 from searchspace import LatencyTable, load_space
+from searchspace.fields import STAT_FIELDS
 
 QUICK = QUICK_CFG
 PROVENANCE = (

@@ -15,6 +15,7 @@ from testdata import REFERENCE_LUTS
 
 from lut_store import SchemaBehind, Store
 from searchspace import LatencyTable, fbnet_space
+from searchspace.fields import STAT_FIELDS
 from server import Settings, create_app
 
 ADMIN = "admin-secret-token"
@@ -281,6 +282,27 @@ BAD: list[tuple[str, str, Any, int, list[Any]]] = [
         ["body", "results", 0, "stats", "median"],
     ),
     ("POST", "/v1/jobs/{job}/results", NAN_BODY, 422, ["body", "results", 0, "stats", "median"]),
+    (  # every statistic of the registry (searchspace.fields) is checked where it enters, named
+        "POST",
+        "/v1/jobs/{job}/results",
+        {"lease_id": "{lease}", "results": [{"item_id": "{item}", "stats": {"median": 1.0, "max": -1.0}}]},
+        422,
+        ["body", "results", 0, "stats", "max"],
+    ),
+    (
+        "POST",
+        "/v1/jobs/{job}/results",
+        {"lease_id": "{lease}", "results": [{"item_id": "{item}", "stats": {"median": 1.0, "count": 0}}]},
+        422,
+        ["body", "results", 0, "stats", "count"],
+    ),
+    (
+        "POST",
+        "/v1/jobs/{job}/results",
+        {"lease_id": "{lease}", "results": [{"item_id": "{item}", "stats": {"median": 1.0, "confidence": 1.5}}]},
+        422,
+        ["body", "results", 0, "stats", "confidence"],
+    ),
     (
         "POST",
         "/v1/jobs/{job}/results",
@@ -392,11 +414,14 @@ def test_openapi_describes_every_route(client: TestClient) -> None:
         if path != "/v1/health":
             assert "422" in op["responses"], (path, method)
 
+    stats = schema["components"]["schemas"]["EntryStats"]
+    assert list(stats["properties"]) == list(STAT_FIELDS) and stats["required"] == ["median"]
+
 
 # -- a LUT's accuracy: stored, served, and used by the latency route ---------------------------------
 def _accuracy_doc(archs: list[str], raw: list[float], slope: float = 1.1, intercept: float = 50.0) -> dict[str, Any]:
     """A validation (as ValidationResult.to_dict writes it) where each network takes ``slope * raw + intercept``."""
-    from profiler.accuracy import NetworkRow, accuracy_report
+    from searchspace.accuracy import NetworkRow, accuracy_report
 
     rows = [NetworkRow(a, slope * r + intercept, r, 26) for a, r in zip(archs, raw, strict=True)]
     report = accuracy_report(rows, overhead_us=1.0, split_seed=1, meta={"space": "fbnet", "resolution": 32})

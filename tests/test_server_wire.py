@@ -12,9 +12,9 @@ import pytest
 import uvicorn
 from testdata import need_postgres
 
-from hwlut.client import Conflict, HwlutClient, Invalid, NotFound, ServerUnreachable, Unauthorized
 from lut_store import Store
 from lut_store.testing import empty_store
+from lutclient import Conflict, HwlutClient, Invalid, NotFound, ServerUnreachable, Unauthorized
 from searchspace import fbnet_space
 from server import Settings, create_app
 

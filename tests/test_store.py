@@ -174,6 +174,30 @@ def test_upload_is_idempotent_and_completes_the_job(store: Store) -> None:
         assert session.scalar(select(func.count()).select_from(LutEntry)) == len(results)
 
 
+@pytest.mark.parametrize(
+    ("stats", "field"),
+    [
+        ({"count": 9}, "results[0].stats.median"),
+        ({"median": float("nan")}, "results[0].stats.median"),
+        ({"median": 1.0, "p90": -1.0}, "results[0].stats.p90"),
+        ({"median": 1.0, "count": 0}, "results[0].stats.count"),
+    ],
+)
+def test_upload_checks_every_statistic_naming_it(store: Store, stats: dict[str, object], field: str) -> None:
+    job_id = _job(store)
+    with store.transaction(write=True) as session:
+        job = crud.get_job(session=session, job_id=job_id)
+        lease = crud.claim_items(session=session, job=job, agent="a", max_items=1)
+        with pytest.raises(crud.Invalid) as caught:
+            crud.upload_results(
+                session=session,
+                job=job,
+                lease_id=lease.lease_id,
+                results=[{"item_id": lease.items[0].id, "stats": stats}],
+            )
+        assert caught.value.field == field and caught.value.status == 422
+
+
 def test_failure_retries_then_fails(store: Store) -> None:
     job_id = _job(store, max_attempts=2)
     statuses = []

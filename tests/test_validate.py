@@ -1,4 +1,4 @@
-"""Cold-cache measurement (:mod:`profiler.coldcache`) and LUT validation (:mod:`profiler.validate`)."""
+"""Cold-cache measurement (:mod:`profiler.runtimes.coldcache`) and LUT validation (:mod:`profiler.validate`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,11 @@ from fakes import FixedRuntime as _Runtime
 from typer.testing import CliRunner
 
 from hwlut.cli import app
-from profiler.coldcache import (
+from profiler.export import network_target
+from profiler.local import LutMismatch, profile_space
+from profiler.protocol import ProtocolConfig, measure_batch
+from profiler.runtimes import Loaded, make_runtime
+from profiler.runtimes.coldcache import (
     MAX_FLUSH_BYTES,
     CacheFlusher,
     ColdCacheLoaded,
@@ -25,10 +29,6 @@ from profiler.coldcache import (
     last_level_cache_bytes,
     with_cache_mode,
 )
-from profiler.export import network_target
-from profiler.local import LutMismatch, profile_space
-from profiler.protocol import ProtocolConfig, measure_batch
-from profiler.runtimes import Loaded, make_runtime
 from profiler.validate import RuntimeMismatch, validate_lut, validation_archs, write_calibration
 from searchspace import ArchitectureError, LatencyTable, MissingEntries, SpaceSpec, load_space
 
@@ -290,7 +290,7 @@ def test_validate_against_a_real_server_fetches_validates_and_uploads(
     import profiler.validate
     from hwlut.cli import profile as profile_cmd
     from hwlut.cli.quickstart import local_server
-    from hwlut.client import HwlutClient
+    from lutclient import HwlutClient
 
     space = load_space("fbnet", resolution=32)
     archs = validation_archs(space, 8, seed=5)

@@ -517,7 +517,7 @@ def test_two_agents_finishing_at_once_complete_the_job_and_its_report(
             leases.append((lease.lease_id, [result_of(i) for i in lease.items if i.kind == kind]))
 
     together = threading.Barrier(2)
-    count = crud._refresh_status
+    count = crud.leases.refresh_status
 
     def meeting(**kw: Any) -> None:
         try:
@@ -526,7 +526,7 @@ def test_two_agents_finishing_at_once_complete_the_job_and_its_report(
             pass  # the other upload is waiting for this one to commit
         count(**kw)
 
-    monkeypatch.setattr(crud, "_refresh_status", meeting)
+    monkeypatch.setattr(crud.leases, "refresh_status", meeting)
     errors: list[BaseException] = []
 
     def upload(lease_id: str, results: list[dict[str, Any]]) -> None:

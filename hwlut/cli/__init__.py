@@ -50,7 +50,7 @@ def main() -> None:
     An error from a server (unreachable, refused, not found) ends the command
     with its one-line message and exit status 1, not a traceback.
     """
-    from hwlut.client import HwlutError
+    from lutclient import HwlutError
 
     try:
         app()

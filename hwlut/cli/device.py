@@ -16,7 +16,7 @@ TokenOpt = Annotated[
 
 
 def _client(server: str, token: str | None = None) -> Any:
-    from hwlut.client import HwlutClient
+    from lutclient import HwlutClient
 
     return HwlutClient(server, token=token or os.environ.get("HWLUT_ADMIN_TOKEN") or os.environ.get("HWLUT_TOKEN"))
 
@@ -34,7 +34,7 @@ def register(
     token: TokenOpt = None,
 ) -> None:
     """Register a device (admin token); prints its token once (keep it: only its hash is stored)."""
-    from hwlut.client import HwlutError
+    from lutclient import HwlutError
 
     try:
         with _client(server, token) as client:
@@ -56,7 +56,7 @@ def list_(
     """Every device."""
     from rich.table import Table
 
-    from hwlut.client import HwlutError
+    from lutclient import HwlutError
 
     from .console import out_console
 
@@ -79,7 +79,7 @@ def list_(
 @app.command("rm")
 def rm(name: str, server: ServerOpt = "http://127.0.0.1:8000", token: TokenOpt = None) -> None:
     """Delete a device and all its LUTs."""
-    from hwlut.client import HwlutError
+    from lutclient import HwlutError
 
     try:
         with _client(server, token) as client:

@@ -57,7 +57,7 @@ def create(
     ``--validate N`` (and ``--arch``) adds validation networks that the
     device's agents measure beside the entries, in the same batches.
     """
-    from hwlut.client import HwlutClient, HwlutError
+    from lutclient import HwlutClient, HwlutError
     from searchspace import BUILTIN_SPACES, load_space
 
     spec: str | dict = space if space in BUILTIN_SPACES else load_space(space, resolution=resolution).to_dict()
@@ -66,7 +66,7 @@ def create(
         options["xnnpack"] = xnnpack
     if optimization is not None:
         options["optimization"] = optimization
-    from profiler.coldcache import CACHE_MODES, default_cache_mode
+    from profiler.runtimes import CACHE_MODES, default_cache_mode
 
     options["cache_mode"] = cache_mode or default_cache_mode(runtime)
     if options["cache_mode"] not in CACHE_MODES:
@@ -99,7 +99,7 @@ def create(
 @app.command("show")
 def show(job_id: int, server: ServerOpt = "http://127.0.0.1:8000") -> None:
     """A job as JSON."""
-    from hwlut.client import HwlutClient
+    from lutclient import HwlutClient
 
     with HwlutClient(server, token=os.environ.get("HWLUT_TOKEN")) as client:
         typer.echo(json.dumps(client.job(job_id), indent=1))
@@ -135,7 +135,7 @@ def status(
     """A job's status and progress: items done, leased, pending and failed (exit 1 when it failed)."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
-    from hwlut.client import HwlutClient, HwlutError
+    from lutclient import HwlutClient, HwlutError
 
     from .console import out_console
 

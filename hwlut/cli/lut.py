@@ -94,7 +94,7 @@ def get(
     format: Annotated[str, typer.Option(help=FORMAT_HELP)] = "hwlut",
 ) -> None:
     """Download a device's LUT from a server."""
-    from hwlut.client import HwlutClient
+    from lutclient import HwlutClient
 
     with HwlutClient(server, token=os.environ.get("HWLUT_TOKEN")) as client:
         text = client.lut_text(device, job, format=format)
@@ -110,7 +110,7 @@ def query_entry(
     lut: Annotated[str, typer.Option(help="Job id or 'latest'.")] = "latest",
 ) -> None:
     """One entry's latency (µs) and statistics."""
-    from hwlut.client import HwlutClient
+    from lutclient import HwlutClient
 
     with HwlutClient(server, token=os.environ.get("HWLUT_TOKEN")) as client:
         typer.echo(json.dumps(client.entry(device, key, lut=lut), indent=1))
@@ -124,7 +124,7 @@ def query_arch(
     lut: Annotated[str, typer.Option(help="Job id or 'latest'.")] = "latest",
 ) -> None:
     """An architecture's LUT sum (µs), layer by layer."""
-    from hwlut.client import HwlutClient
+    from lutclient import HwlutClient
 
     with HwlutClient(server, token=os.environ.get("HWLUT_TOKEN")) as client:
         typer.echo(json.dumps(client.architecture_latency(device, arch, lut=lut), indent=1))

@@ -21,20 +21,10 @@ from searchspace import ArchitectureError, MissingEntries, SpecError, load_space
 
 from .console import out_console
 from .options import (
-    DEFAULT_MIN_PASSES,
-    DEFAULT_PRECISION,
-    DEFAULT_SLICE_S,
-    DEFAULT_TIME_CAP,
-    DEFAULT_WARMUP_RUNS,
-    DEFAULT_WARMUP_TIME,
-    MinPassesOpt,
-    PrecisionOpt,
-    SliceOpt,
-    TimeCapOpt,
-    WarmupRunsOpt,
-    WarmupTimeOpt,
+    PROTOCOL_DEFAULTS,
+    ProtocolOptions,
     lut_file_option,
-    protocol_config,
+    protocol_options,
 )
 
 __all__ = ["measure_arch"]
@@ -42,6 +32,7 @@ __all__ = ["measure_arch"]
 RUNTIMES = ("ort", "tflite")
 
 
+@protocol_options
 def measure_arch(
     arch: Annotated[str, typer.Argument(help="Candidate names joined by commas, one per searchable layer.")],
     runtime: Annotated[str, typer.Option("--runtime", help="ort or tflite.")] = "ort",
@@ -54,12 +45,7 @@ def measure_arch(
         Path | None, typer.Option("--lut", exists=True, dir_okay=False, help="An hwlut LUT file to compare with.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON object.")] = False,
-    precision: PrecisionOpt = DEFAULT_PRECISION,
-    time_cap: TimeCapOpt = DEFAULT_TIME_CAP,
-    slice_s: SliceOpt = DEFAULT_SLICE_S,
-    min_passes: MinPassesOpt = DEFAULT_MIN_PASSES,
-    warmup_runs: WarmupRunsOpt = DEFAULT_WARMUP_RUNS,
-    warmup_time: WarmupTimeOpt = DEFAULT_WARMUP_TIME,
+    protocol: ProtocolOptions = PROTOCOL_DEFAULTS,  # the six protocol options (see protocol_options)
     xnnpack: Annotated[bool, typer.Option(help="tflite: XNNPACK delegate.")] = True,
     optimization: Annotated[str, typer.Option(help="ort: graph optimisation level.")] = "all",
 ) -> None:
@@ -104,14 +90,7 @@ def measure_arch(
     if table is not None:
         _warn_settings(err, table.provenance.get("runtime") or {}, runtime, threads)
     rt = runtime_from_options(runtime, threads, xnnpack=xnnpack, optimization=optimization)
-    cfg = protocol_config(
-        precision=precision,
-        time_cap=time_cap,
-        slice_s=slice_s,
-        min_passes=min_passes,
-        warmup_runs=warmup_runs,
-        warmup_time=warmup_time,
-    )
+    cfg = protocol.config()
     try:
         with err.status(f"exporting and measuring {spec.name}-{spec.resolution} on {runtime}"):
             result = measure_network(spec, decoded, rt, cfg, lut=table)

@@ -1,8 +1,18 @@
-"""Command-line options that several commands share: the measurement protocol's knobs."""
+"""Command-line options that several commands share: the measurement protocol's knobs, LUT files, a server's LUTs.
+
+The six protocol options are declared here once: a command decorated with
+:func:`protocol_options` takes them all and receives them as one
+``protocol: ProtocolOptions`` value (``protocol.config()`` is the
+:class:`~profiler.protocol.ProtocolConfig` they describe).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -19,14 +29,17 @@ __all__ = [
     "DEFAULT_TIME_CAP",
     "DEFAULT_WARMUP_RUNS",
     "DEFAULT_WARMUP_TIME",
+    "PROTOCOL_DEFAULTS",
     "MinPassesOpt",
     "PrecisionOpt",
+    "ProtocolOptions",
     "SliceOpt",
     "TimeCapOpt",
     "WarmupRunsOpt",
     "WarmupTimeOpt",
     "lut_file_option",
     "protocol_config",
+    "protocol_options",
     "server_lut_option",
 ]
 
@@ -73,6 +86,67 @@ def protocol_config(
     )
 
 
+@dataclass(frozen=True)
+class ProtocolOptions:
+    """The six protocol options as a command received them (see :func:`protocol_options`)."""
+
+    precision: float = DEFAULT_PRECISION
+    time_cap: float = DEFAULT_TIME_CAP
+    slice_s: float = DEFAULT_SLICE_S
+    min_passes: int = DEFAULT_MIN_PASSES
+    warmup_runs: int = DEFAULT_WARMUP_RUNS
+    warmup_time: float = DEFAULT_WARMUP_TIME
+
+    def config(self, **extra: Any) -> ProtocolConfig:
+        """The :class:`ProtocolConfig` these options describe (``extra``: further fields as they are)."""
+        return protocol_config(**asdict(self), **extra)
+
+
+#: The protocol options' defaults: the default of a command's ``protocol`` parameter.
+PROTOCOL_DEFAULTS = ProtocolOptions()
+
+#: Each protocol option: its parameter name (``--precision``, ``--time-cap``, ``--slice``...) and declaration.
+_PROTOCOL_OPTIONS: tuple[tuple[str, Any], ...] = (
+    ("precision", PrecisionOpt),
+    ("time_cap", TimeCapOpt),
+    ("slice_s", SliceOpt),
+    ("min_passes", MinPassesOpt),
+    ("warmup_runs", WarmupRunsOpt),
+    ("warmup_time", WarmupTimeOpt),
+)
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def protocol_options(command: _Command) -> _Command:
+    """Give ``command`` the six protocol options; it receives them as its ``protocol`` parameter.
+
+    In the command's signature (and so in its ``--help``) the options take the
+    place of ``protocol: ProtocolOptions = PROTOCOL_DEFAULTS``, with those defaults.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    params = list(signature.parameters.values())
+    at = [p.name for p in params].index("protocol")
+    defaults, kind = PROTOCOL_DEFAULTS, inspect.Parameter.POSITIONAL_OR_KEYWORD
+    options = [
+        inspect.Parameter(name, kind, default=getattr(defaults, name), annotation=opt)
+        for name, opt in _PROTOCOL_OPTIONS
+    ]
+    shown = signature.replace(parameters=[*params[:at], *options, *params[at + 1 :]])
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for name, _ in _PROTOCOL_OPTIONS if name in kwargs}
+        return command(*args, protocol=ProtocolOptions(**given), **kwargs)
+
+    wrapper.__signature__ = shown  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {
+        **{p.name: p.annotation for p in shown.parameters.values()},
+        "return": shown.return_annotation,
+    }
+    return wrapper  # type: ignore[return-value]
+
+
 def lut_file_option(path: Path, param_hint: str) -> LatencyTable:
     """The hwlut LUT file at ``path``; a file that is none is a usage error naming ``param_hint``."""
     from searchspace import LatencyTable, LutFileError
@@ -89,7 +163,7 @@ def server_lut_option(server: str, device: str, job: str, token: str | None) -> 
     On failure it names the server and exits: 1 when the server cannot be reached, 2 when it refuses
     or answers something that is no hwlut LUT.
     """
-    from hwlut.client import ApiError, HwlutClient, ServerUnreachable
+    from lutclient import ApiError, HwlutClient, ServerUnreachable
     from searchspace import LutFileError
 
     try:

@@ -29,19 +29,9 @@ from rich.progress import (
 from searchspace import SpecError, load_space
 
 from .options import (
-    DEFAULT_MIN_PASSES,
-    DEFAULT_PRECISION,
-    DEFAULT_SLICE_S,
-    DEFAULT_TIME_CAP,
-    DEFAULT_WARMUP_RUNS,
-    DEFAULT_WARMUP_TIME,
-    MinPassesOpt,
-    PrecisionOpt,
-    SliceOpt,
-    TimeCapOpt,
-    WarmupRunsOpt,
-    WarmupTimeOpt,
-    protocol_config,
+    PROTOCOL_DEFAULTS,
+    ProtocolOptions,
+    protocol_options,
 )
 
 __all__ = ["profile", "runtime_from_options"]
@@ -65,9 +55,9 @@ def runtime_from_options(
 ) -> Any:
     """The runtime named on the command line, with the options that apply to it.
 
-    ``cache_mode="cold"`` wraps it to evict the caches before every timed run (:mod:`profiler.coldcache`).
+    ``cache_mode="cold"`` wraps it to evict the caches before every timed run (:mod:`profiler.runtimes.coldcache`).
     """
-    from profiler.coldcache import CACHE_MODES, with_cache_mode
+    from profiler.runtimes import CACHE_MODES, with_cache_mode
 
     if cache_mode not in CACHE_MODES:
         raise typer.BadParameter(f"unknown cache mode {cache_mode!r}; known: {', '.join(CACHE_MODES)}")
@@ -137,6 +127,7 @@ class _RichHooks:
         self.progress.update(self.task, completed=done, info=info)
 
 
+@protocol_options
 def profile(
     runtime: Annotated[str, typer.Option("--runtime", help="ort, tflite or adb (a phone).")] = "ort",
     space: Annotated[str, typer.Option(help="Built-in space name or a spec file.")] = "fbnet",
@@ -145,12 +136,7 @@ def profile(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="LUT file (default: lut-SPACE-RES-RT-NT.json).")
     ] = None,
-    precision: PrecisionOpt = DEFAULT_PRECISION,
-    time_cap: TimeCapOpt = DEFAULT_TIME_CAP,
-    slice_s: SliceOpt = DEFAULT_SLICE_S,
-    min_passes: MinPassesOpt = DEFAULT_MIN_PASSES,
-    warmup_runs: WarmupRunsOpt = DEFAULT_WARMUP_RUNS,
-    warmup_time: WarmupTimeOpt = DEFAULT_WARMUP_TIME,
+    protocol: ProtocolOptions = PROTOCOL_DEFAULTS,  # the six protocol options (see protocol_options)
     sentinel_threshold: Annotated[float, typer.Option(min=1e-4, help="Sentinel drift that redoes a pass.")] = 0.05,
     normalize: Annotated[
         bool, typer.Option(help="Sentinel-relative timing: scale each pass by the sentinel's drift.")
@@ -185,7 +171,7 @@ def profile(
         spec = load_space(space, resolution=resolution)
     except SpecError as exc:
         raise typer.BadParameter(str(exc), param_hint="--space") from None
-    from profiler.coldcache import default_cache_mode
+    from profiler.runtimes import default_cache_mode
 
     default_mode = default_cache_mode(runtime)
     cache_mode = cache_mode or default_mode
@@ -203,13 +189,7 @@ def profile(
     )
     suffix = "" if cache_mode == default_mode else f"-{cache_mode}"
     out = out or Path(f"lut-{spec.name}-{spec.resolution}-{runtime}-{threads}t{suffix}.json")
-    cfg = protocol_config(
-        precision=precision,
-        time_cap=time_cap,
-        slice_s=slice_s,
-        min_passes=min_passes,
-        warmup_runs=warmup_runs,
-        warmup_time=warmup_time,
+    cfg = protocol.config(
         sentinel_threshold=sentinel_threshold,
         normalize=normalize,
     )

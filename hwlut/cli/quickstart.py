@@ -92,8 +92,8 @@ def local_server(
     Applies the migrations first, waits (with a deadline) until ``/v1/health``
     answers, and stops the server when the block ends.
     """
-    from hwlut.client import HwlutClient, HwlutError
     from lut_store import Store
+    from lutclient import HwlutClient, HwlutError
 
     db_url = f"sqlite:///{home / 'hwlut.db'}"
     store = Store(db_url)
@@ -227,7 +227,7 @@ def quickstart(
     ] = None,
 ) -> None:
     """Start the server, register this CPU, profile FBNet on onnxruntime and LiteRT with agents, summarise."""
-    from hwlut.paths import hwlut_home
+    from searchspace.paths import hwlut_home
 
     # piped or logged, Rich would cut the tables at 80 columns
     console = out_console()
@@ -290,7 +290,7 @@ def _main(
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from hwlut.client import Conflict, HwlutClient, NotFound
+    from lutclient import Conflict, HwlutClient, NotFound
     from profiler.agent import Agent, AgentConfig, AgentError
     from profiler.export import ArtifactCache, export_many
     from profiler.provenance import collect_host
@@ -313,7 +313,7 @@ def _main(
         except Conflict:
             device_token = client.new_token(name)
             console.print(f"device: {name} (registered before; a new token issued)")
-    from profiler.coldcache import default_cache_mode
+    from profiler.runtimes import default_cache_mode
 
     runs: list[_Run] = []
     with HwlutClient(url, token=device_token) as client:

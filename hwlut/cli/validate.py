@@ -43,20 +43,10 @@ from searchspace import ArchitectureError, LatencyTable, MissingEntries
 
 from .console import out_console
 from .options import (
-    DEFAULT_MIN_PASSES,
-    DEFAULT_PRECISION,
-    DEFAULT_SLICE_S,
-    DEFAULT_TIME_CAP,
-    DEFAULT_WARMUP_RUNS,
-    DEFAULT_WARMUP_TIME,
-    MinPassesOpt,
-    PrecisionOpt,
-    SliceOpt,
-    TimeCapOpt,
-    WarmupRunsOpt,
-    WarmupTimeOpt,
+    PROTOCOL_DEFAULTS,
+    ProtocolOptions,
     lut_file_option,
-    protocol_config,
+    protocol_options,
     server_lut_option,
 )
 
@@ -85,6 +75,7 @@ def _given(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name == "COMMANDLINE"
 
 
+@protocol_options
 def validate(
     ctx: typer.Context,
     lut: Annotated[
@@ -124,17 +115,13 @@ def validate(
     write_cal: Annotated[
         bool, typer.Option("--write-calibration", help="Store the calibration and figures in the LUT file.")
     ] = False,
-    precision: PrecisionOpt = DEFAULT_PRECISION,
-    time_cap: TimeCapOpt = DEFAULT_TIME_CAP,
-    slice_s: SliceOpt = DEFAULT_SLICE_S,
-    min_passes: MinPassesOpt = DEFAULT_MIN_PASSES,
-    warmup_runs: WarmupRunsOpt = DEFAULT_WARMUP_RUNS,
-    warmup_time: WarmupTimeOpt = DEFAULT_WARMUP_TIME,
+    protocol: ProtocolOptions = PROTOCOL_DEFAULTS,  # the six protocol options (see protocol_options)
 ) -> None:
     """Validate a LUT against whole networks: measured here (--lut, --here) or by the device's agent (--device)."""
-    from profiler.accuracy import CALIBRATION_KINDS, plot_report
+    from profiler.plots import plot_report
     from profiler.runtimes import RuntimeUnavailable
     from profiler.validate import RuntimeMismatch, validate_lut, write_calibration
+    from searchspace.accuracy import CALIBRATION_KINDS
 
     from .profile import runtime_from_options
 
@@ -204,14 +191,7 @@ def validate(
         xnnpack=bool(lut_rt.get("xnnpack", True)),
         optimization=str(lut_rt.get("optimization", "all")),
     )
-    cfg = protocol_config(
-        precision=precision,
-        time_cap=time_cap,
-        slice_s=slice_s,
-        min_passes=min_passes,
-        warmup_runs=warmup_runs,
-        warmup_time=warmup_time,
-    )
+    cfg = protocol.config()
     space = table.space
     try:
         with err.status(f"exporting and measuring validation networks of {space.name}-{space.resolution} on {name}"):
@@ -263,7 +243,7 @@ def _via_agent(
     such device or job), 1 when it is unreachable, the job failed, every
     network failed, or ``timeout`` passed first.
     """
-    from hwlut.client import ApiError, HwlutClient, NotFound, ServerUnreachable
+    from lutclient import ApiError, HwlutClient, NotFound, ServerUnreachable
     from searchspace import network_item_key
 
     def fail(message: str, code: int) -> typer.Exit:
@@ -335,7 +315,7 @@ def _covers(doc: dict[str, Any], archs: set[str]) -> bool:
 
 def _upload(err: Console, server: str, device: str, job_id: int, token: str | None, doc: dict[str, Any]) -> None:
     """PUT the validation as the LUT's accuracy report; exit 1 when the server refuses or stays away."""
-    from hwlut.client import ApiError, HwlutClient, ServerUnreachable
+    from lutclient import ApiError, HwlutClient, ServerUnreachable
 
     try:
         with HwlutClient(server, token=token) as client:

@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from sqlalchemy import select
 
 from lut_store import crud
 from lut_store.models import WorkItem, WorkStatus
-from searchspace import SpaceSpec, SpecError, load_space
 
 from ..convert import job_public
 from ..deps import JobIdPath, ReaderDep, SessionDep, WritableDevice, WriteSessionDep
 from ..errors import ApiError, body_loc, error_responses
 from ..schemas import FailedItem, JobCreate, JobPublic
+from ..spaces import resolve_space
 
 router = APIRouter(tags=["jobs"], responses=error_responses(401, 403, 404, 422))
-
-
-def resolve_space(space: str | dict[str, Any], resolution: int | None, where: str = "space") -> SpaceSpec:
-    """A built-in space by name, or a spec mapping; 422 naming the field otherwise."""
-    try:
-        if isinstance(space, str):
-            from searchspace import BUILTIN_SPACES
-
-            if space not in BUILTIN_SPACES:
-                raise SpecError(f"unknown space {space!r}; built in: {', '.join(BUILTIN_SPACES)} (or give a spec)")
-            return load_space(space, resolution=resolution)
-        spec = SpaceSpec.from_dict(space)
-        if resolution is not None and resolution != spec.resolution:
-            spec = SpaceSpec.from_dict({**spec.to_dict(), "resolution": resolution})
-        return spec
-    except (SpecError, ValueError, TypeError) as exc:
-        raise ApiError(422, ["body", where], str(exc)) from None
 
 
 @router.post("/v1/devices/{name}/jobs", status_code=201)

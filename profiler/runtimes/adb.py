@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .runtimes import RUNTIMES, Loaded, Runtime, RuntimeUnavailable
+from .base import Loaded, Runtime, RuntimeUnavailable
 
 __all__ = [
     "AdbError",
@@ -257,6 +257,3 @@ class AdbRuntime(Runtime):
             "sample": "one benchmark_model call's Inference (avg)",
             "phone": self.device(),
         }
-
-
-RUNTIMES["adb"] = AdbRuntime

@@ -1,4 +1,4 @@
-"""LUT queries: one entry, a batch, the whole table, an architecture's sum, two devices compared.
+"""LUTs: import one, and query it: one entry, a batch, the whole table, an architecture's sum, two devices compared.
 
 ``{lut}`` in a path is a job id or ``latest`` (the device's newest complete
 LUT). Latencies are in µs.
@@ -6,7 +6,6 @@ LUT). Latencies are in µs.
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -16,24 +15,21 @@ from starlette.concurrency import run_in_threadpool
 from lut_store import crud
 from lut_store.formats import FormatError, read_table
 from searchspace import Entry
+from searchspace.accuracy import calibrated_prediction
 
 from ..cache import CachedLut
 from ..convert import entry_public, job_public
 from ..deps import (
     LutCacheDep,
     ReaderDep,
-    SessionDep,
     StoreDep,
     WritableDevice,
     WriteSessionDep,
     cache_of,
-    mark_luts_changed,
     store_of,
 )
-from ..errors import ApiError, body_loc, error_responses
+from ..errors import ApiError, error_responses
 from ..schemas import (
-    AccuracyPublic,
-    AccuracyUpload,
     ArchitectureLatency,
     ArchitectureRequest,
     BatchRequest,
@@ -43,12 +39,9 @@ from ..schemas import (
     JobPublic,
     LayerLatency,
     LutImport,
-    Progress,
     RatioRow,
-    ValidationPublic,
-    ValidationRequest,
 )
-from .jobs import resolve_space
+from ..spaces import resolve_space
 
 router = APIRouter(tags=["luts"], responses=error_responses(401, 403, 404, 422))
 LUT = "/v1/devices/{name}/luts/{lut}"
@@ -201,12 +194,7 @@ def architecture_latency(
     except crud.Invalid as exc:
         raise ApiError(422, ["body", "arch"], exc.message) from None
     accuracy, calibration = crud.accuracy_summary(snap)
-    calibrated = None
-    if calibration is not None and result["complete"]:
-        slope, intercept = calibration.get("slope"), calibration.get("intercept_us", 0.0)
-        if isinstance(slope, (int, float)) and isinstance(intercept, (int, float)):
-            value = float(slope) * result["total_us"] + float(intercept)
-            calibrated = value if math.isfinite(value) else None
+    calibrated = calibrated_prediction(result["total_us"], calibration) if result["complete"] else None
     return ArchitectureLatency(
         lut=snap.job_id,
         total_us=result["total_us"],
@@ -218,71 +206,6 @@ def architecture_latency(
         calibration=calibration,
         accuracy=accuracy,
     )
-
-
-@router.put(LUT + "/accuracy", responses=error_responses(409))
-def put_accuracy(
-    name: str, lut: str, body: AccuracyUpload, device: WritableDevice, session: WriteSessionDep
-) -> AccuracyPublic:
-    """Store the LUT's validation (``hwlut validate --server``), replacing any earlier one.
-
-    The body is :meth:`profiler.validate.ValidationResult.to_dict`; a device
-    token of the device or the admin token may write it.
-    """
-    job = crud.resolve_lut(session=session, device=device.name, ref=lut)
-    meta = body.report.meta
-    if job.space is not None:
-        spec = job.space.spec
-        for field, have in (("space", job.space.name), ("resolution", job.resolution or spec.get("resolution"))):
-            if meta.get(field) is not None and have is not None and meta.get(field) != have:
-                raise ApiError(
-                    409,
-                    ["body", "report", "meta", field],
-                    f"the report is of {field} {meta.get(field)!r}, LUT {job.id} of {name!r} of {have!r}",
-                    "conflict",
-                )
-    stored = crud.set_accuracy(session=session, job=job, document=body.model_dump(mode="json", exclude_unset=True))
-    mark_luts_changed(session)
-    return AccuracyPublic(**stored)
-
-
-@router.post(LUT + "/validation", responses=error_responses(409))
-def add_validation(
-    name: str, lut: str, body: ValidationRequest, device: WritableDevice, session: WriteSessionDep
-) -> ValidationPublic:
-    """Add validation networks to a profiling job (``hwlut validate --device``), finished or not.
-
-    The named ``archs`` and ``n`` architectures drawn with ``seed`` become
-    work items of the job (those it has already are not added again); the
-    device's agents measure them end to end, and when the job's entries are
-    complete and its networks measured the server computes the LUT's
-    accuracy (``GET …/accuracy``, ``source: job``). The job's status, its
-    completion time and ``latest`` do not change. A device token of the
-    device or the admin token may ask; an imported LUT (409: no agent
-    measures it) cannot be validated this way.
-    """
-    job = crud.resolve_lut(session=session, device=device.name, ref=lut)
-    try:
-        archs, added = crud.add_validation(session=session, job=job, n=body.n, seed=body.seed, archs=body.archs)
-    except crud.StoreError as exc:
-        if exc.field == "lut":
-            raise
-        kind = "conflict" if exc.status == 409 else "invalid"
-        raise ApiError(exc.status, body_loc(exc.field), exc.message, kind) from None
-    return ValidationPublic(
-        lut=job.id,
-        job_status=job.status,
-        archs=archs,
-        added=added,
-        validation=Progress(**crud.validation_progress(session=session, job=job)),
-    )
-
-
-@router.get(LUT + "/accuracy", dependencies=[ReaderDep])
-def get_accuracy(name: str, lut: str, session: SessionDep) -> AccuracyPublic:
-    """The LUT's stored validation: per network measured, raw, calibrated and errors; figures; calibration."""
-    job = crud.resolve_lut(session=session, device=name, ref=lut)
-    return AccuracyPublic(**crud.get_accuracy(session=session, job=job))
 
 
 @router.get("/v1/compare", dependencies=[ReaderDep])

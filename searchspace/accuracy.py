@@ -1,4 +1,4 @@
-"""How well a LUT's sums predict whole networks: rows, figures, calibration, a plot. Pure maths.
+"""How well a LUT's sums predict whole networks: rows, figures, calibration. Pure maths (numpy, scipy).
 
 Inputs are :class:`NetworkRow` records (one validation network: its measured
 end-to-end latency, the raw LUT sum, the number of entries summed); nothing
@@ -36,7 +36,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,11 +47,11 @@ __all__ = [
     "Figures",
     "NetworkRow",
     "accuracy_report",
+    "calibrated_prediction",
     "error_pct",
     "figures",
     "fit_calibration",
     "overhead_prediction",
-    "plot_report",
     "split_indices",
 ]
 
@@ -194,6 +193,22 @@ class Calibration:
             fitted_on=tuple(str(a) for a in doc.get("fitted_on", ())),
             fit_seed=doc.get("fit_seed"),
         )
+
+
+def calibrated_prediction(raw_us: float, record: Any) -> float | None:
+    """A LUT's calibrated prediction (µs) of a raw sum, from its ``provenance.calibration`` record.
+
+    The one reading of the record for every part that serves or uses it (the
+    server's ``calibrated_us``, the searcher): None when ``record`` is no
+    usable calibration or the prediction is not finite.
+    """
+    if not isinstance(record, Mapping) or "slope" not in record:
+        return None
+    try:
+        value = Calibration.from_dict(record).predict(raw_us)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def fit_calibration(rows: Sequence[NetworkRow], kind: str = "linear", *, fit_seed: int | None = None) -> Calibration:
@@ -389,48 +404,3 @@ def accuracy_report(
         held_out_indices=held_idx,
         split_seed=split_seed,
     )
-
-
-def plot_report(report: AccuracyReport, path: str | Path, *, title: str | None = None) -> Path:
-    """A PNG of predicted against measured latency (ms) with the ±10% band (and ±5% lines).
-
-    Raw LUT sums of every network, overhead-corrected sums where known, and
-    calibrated predictions of the held-out networks only.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    path = Path(path)
-    measured = np.array([r.measured_us for r in report.rows]) / 1000.0
-    raw = np.array([r.raw_us for r in report.rows]) / 1000.0
-    fig = Figure(figsize=(6.0, 6.0), dpi=110)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    values = [measured, raw]
-    ax.scatter(measured, raw, s=18, marker="o", label=f"raw LUT sum (n={len(raw)})", alpha=0.8)
-    if report.overhead_us is not None:
-        over = np.array([report.overhead_prediction_us(i) for i in range(len(report.rows))]) / 1000.0
-        values.append(over)
-        ax.scatter(measured, over, s=14, marker="x", label="sum - (n-1) x overhead", alpha=0.7)
-    if report.calibration is not None:
-        idx = list(report.held_out_indices)
-        cal = np.array([report.calibrated_us(i) for i in idx]) / 1000.0
-        values.append(cal)
-        ax.scatter(measured[idx], cal, s=22, marker="^", label=f"calibrated, held-out (n={len(idx)})", alpha=0.9)
-    every = np.concatenate(values)
-    lo, hi = float(every.min()) * 0.9, float(every.max()) * 1.1
-    line = np.linspace(lo, hi, 50)
-    ax.fill_between(line, line * 0.9, line * 1.1, color="tab:green", alpha=0.12, label="±10%")
-    ax.plot(line, line, color="black", lw=0.8)
-    for factor in (0.95, 1.05):
-        ax.plot(line, line * factor, color="tab:green", lw=0.6, ls="--")
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(lo, hi)
-    ax.set_xlabel("measured end to end (ms)")
-    ax.set_ylabel("predicted (ms)")
-    ax.set_title(title or "LUT prediction vs measured")
-    ax.legend(loc="upper left", fontsize=8)
-    ax.grid(True, lw=0.3)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path

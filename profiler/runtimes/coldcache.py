@@ -39,18 +39,18 @@ from typing import Any
 
 import numpy as np
 
-from .runtimes import Loaded, Runtime, canonical_runtime
+from .base import Loaded, Runtime
 
 __all__ = [
     "CACHE_MODES",
     "DEFAULT_CACHE_MODES",
     "DEFAULT_LLC_BYTES",
     "MAX_FLUSH_BYTES",
+    "MODE_SETTINGS",
     "CacheFlusher",
     "ColdCacheLoaded",
     "ColdCacheRuntime",
     "cache_mode_of",
-    "default_cache_mode",
     "default_flush_bytes",
     "eviction_seconds",
     "l2_cache_bytes",
@@ -67,6 +67,8 @@ CACHE_MODES = ("warm", "cold", "l2")
 #: blocks timed warm ran ~15% faster than inside a network, with the L2 evicted ~6%; onnxruntime's
 #: warm blocks were within ±10% of every network, with the L2 evicted ~18% too slow.
 DEFAULT_CACHE_MODES: dict[str, str] = {"ort": "warm", "tflite": "l2", "adb": "warm"}
+#: The keys the wrapper adds to a runtime's ``settings()``: how entries were measured, not by what.
+MODE_SETTINGS = ("cache_mode", "cache_flush_bytes", "last_level_cache_bytes")
 #: One core's L2 assumed where the system does not say.
 DEFAULT_L2_BYTES = 2 << 20
 #: The last-level cache assumed where the system does not say.
@@ -256,11 +258,6 @@ def eviction_seconds(runtime: Runtime) -> float | None:
     if not isinstance(runtime, ColdCacheRuntime):
         return None
     return runtime._flusher.seconds if runtime._flusher is not None else 0.0
-
-
-def default_cache_mode(runtime: str) -> str:
-    """The cache mode LUTs of ``runtime`` (``ort``, ``tflite``, ``adb``; ``onnxruntime`` too) default to."""
-    return DEFAULT_CACHE_MODES.get(canonical_runtime(runtime) or runtime, "warm")
 
 
 def cache_mode_of(settings: dict[str, Any] | None) -> str:

@@ -1,0 +1,277 @@
+"""Profiling jobs: their search space, work items and validation plans; lookups, progress and status.
+
+A job's work items are the distinct entries of its space (or some of them)
+and any validation networks (items of kind ``network``), spread evenly
+among the entries in id order so that every claimed batch holds both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from searchspace import (
+    DEFAULT_NETWORKS,
+    ArchitectureError,
+    Entry,
+    EntryKeyError,
+    SpaceSpec,
+    network_item_key,
+    parse_key,
+    validation_archs,
+)
+
+from ..errors import Invalid, NotFound
+from ..models import Device, Job, JobStatus, Space, WorkItem, WorkStatus, utcnow
+from .changes import mark_luts_changed
+
+__all__ = [
+    "MAX_VALIDATION_NETWORKS",
+    "MAX_VALIDATION_SEED",
+    "create_job",
+    "get_job",
+    "get_or_create_space",
+    "interleave",
+    "job_progress",
+    "list_jobs",
+    "network_rows",
+    "refresh_status",
+    "validation_networks",
+    "validation_progress",
+]
+
+
+def get_or_create_space(*, session: Session, spec: SpaceSpec) -> Space:
+    """The stored row of ``spec`` (one per spec hash)."""
+    digest = spec.spec_hash
+    space = session.scalar(select(Space).where(Space.spec_hash == digest))
+    if space is None:
+        space = Space(name=spec.name, spec_hash=digest, spec=spec.to_dict())
+        session.add(space)
+        session.flush()
+    return space
+
+
+#: The most validation networks one request may add to a job.
+MAX_VALIDATION_NETWORKS = 1000
+#: The largest seed of a validation draw (the fit/held-out split needs a non-negative 32-bit seed).
+MAX_VALIDATION_SEED = 2**32 - 1
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validation_networks(spec: SpaceSpec, *, n: Any, seed: Any, archs: Any, where: str) -> tuple[list[str], int]:
+    """The plan's networks (named first, then ``n`` drawn with ``seed``) and how many were named.
+
+    Errors are :class:`Invalid` naming ``{where}n``, ``{where}seed`` or ``{where}archs[i]``.
+    """
+    if not _is_int(n) or not 0 <= n <= MAX_VALIDATION_NETWORKS:
+        raise Invalid(f"{where}n", f"expected an integer from 0 to {MAX_VALIDATION_NETWORKS}, got {n!r}")
+    if not _is_int(seed) or not 0 <= seed <= MAX_VALIDATION_SEED:
+        raise Invalid(f"{where}seed", f"expected an integer from 0 to {MAX_VALIDATION_SEED}, got {seed!r}")
+    if isinstance(archs, str) or not isinstance(archs, Sequence):
+        raise Invalid(f"{where}archs", "expected a list of architectures")
+    if len(archs) > MAX_VALIDATION_NETWORKS:
+        raise Invalid(f"{where}archs", f"at most {MAX_VALIDATION_NETWORKS} named networks")
+    named: list[str] = []
+    for i, arch in enumerate(archs):
+        if not isinstance(arch, str):
+            raise Invalid(f"{where}archs[{i}]", "expected an architecture string (candidates joined by commas)")
+        try:
+            named.append(spec.decode(arch).encode())
+        except ArchitectureError as exc:
+            raise Invalid(f"{where}archs[{i}]", str(exc)) from None
+    named = list(dict.fromkeys(named))
+    return validation_archs(spec, n, seed, named), len(named)
+
+
+def network_rows(
+    job_id: int, archs: Sequence[str], named: int, *, seed: int, first_index: int, now: datetime
+) -> list[dict[str, Any]]:
+    """Work-item rows of validation networks (kind ``network``), numbered from ``first_index``."""
+    return [
+        {
+            "job_id": job_id,
+            "kind": "network",
+            "key": network_item_key(arch),
+            "fields": {"arch": arch, "index": first_index + i, "seed": seed, "named": i < named},
+            "status": WorkStatus.PENDING,
+            "attempts": 0,
+            "updated_at": now,
+        }
+        for i, arch in enumerate(archs)
+    ]
+
+
+def interleave(entries: Sequence[Any], networks: Sequence[Any]) -> list[Any]:
+    """``entries`` with ``networks`` spread evenly among them (network *j* after ``(j+1)·E/(N+1)`` entries).
+
+    Claims take items in id order, so every claimed batch of an interleaved job
+    holds entries and networks alike, measured in the same passes.
+    """
+    out: list[Any] = []
+    e, n = len(entries), len(networks)
+    j = 0
+    for i in range(e + 1):
+        while j < n and (j + 1) * e // (n + 1) <= i:
+            out.append(networks[j])
+            j += 1
+        if i < e:
+            out.append(entries[i])
+    return out
+
+
+def create_job(
+    *,
+    session: Session,
+    device: Device,
+    spec: SpaceSpec,
+    runtime: str,
+    threads: int | None = None,
+    options: Mapping[str, Any] | None = None,
+    lease_seconds: float = 300.0,
+    max_attempts: int = 3,
+    entries: Sequence[str] | None = None,
+    validation: Mapping[str, Any] | None = None,
+) -> Job:
+    """A profiling job whose work items are the distinct entries of ``spec`` (or only ``entries``, keys).
+
+    A restricted job records its canonical keys in ``options["entries"]``.
+
+    ``validation`` (``{"n": int, "seed": int, "archs": [str]}``; ``n``
+    defaults to :data:`searchspace.DEFAULT_NETWORKS`, ``seed`` to 0) adds
+    validation networks: the named ``archs`` and ``n`` architectures drawn
+    with ``seed`` (:func:`searchspace.validation_archs`), as work items of
+    kind ``network`` spread evenly among the entries in id order. A
+    restricted job also measures every entry its networks need (their LUT
+    sums must be complete). Errors name ``validation.n``, ``validation.seed``,
+    ``validation.archs[i]``; nothing is written then.
+    """
+    wanted = spec.distinct_entries()
+    chosen: dict[str, Entry] | None = None
+    if entries is not None:
+        by_key = {e.key: e for e in wanted}
+        chosen = {}
+        for i, key in enumerate(entries):
+            try:
+                canonical = parse_key(key).key
+            except EntryKeyError as exc:
+                raise Invalid(f"entries[{i}]", str(exc)) from None
+            if canonical not in by_key:
+                raise Invalid(f"entries[{i}]", f"{canonical} is no distinct entry of space {spec.name!r}")
+            chosen[canonical] = by_key[canonical]
+    networks: list[str] = []
+    named = 0
+    plan: dict[str, Any] | None = None
+    if validation is not None:
+        given = dict(validation)
+        for name in given:
+            if name not in ("n", "seed", "archs"):
+                raise Invalid(f"validation.{name}", "unknown field (known: n, seed, archs)")
+        n, seed = given.get("n", DEFAULT_NETWORKS), given.get("seed", 0)
+        networks, named = validation_networks(spec, n=n, seed=seed, archs=given.get("archs") or [], where="validation.")
+        if networks:
+            plan = {"n": n, "seed": seed, "archs": networks[:named], "networks": len(networks)}
+    if chosen is not None:
+        for arch in networks:  # a network's LUT sum needs every one of its entries
+            for entry in spec.entries_of(arch):
+                chosen.setdefault(entry.key, entry)
+        wanted = list(chosen.values())
+        options = {**dict(options or {}), "entries": list(chosen)}
+    if plan is not None:
+        options = {**dict(options or {}), "validation": [plan]}
+    space = get_or_create_space(session=session, spec=spec)
+    job = Job(
+        device_id=device.id,
+        space_id=space.id,
+        kind="profile",
+        status=JobStatus.PENDING,
+        resolution=spec.resolution,
+        runtime=runtime,
+        threads=threads,
+        options=dict(options or {}),
+        lease_seconds=lease_seconds,
+        max_attempts=max_attempts,
+    )
+    session.add(job)
+    session.flush()
+    now = utcnow()
+    entry_rows = [
+        {
+            "job_id": job.id,
+            "kind": "entry",
+            "key": e.key,
+            "fields": e.fields(),
+            "status": WorkStatus.PENDING,
+            "attempts": 0,
+            "updated_at": now,
+        }
+        for e in wanted
+    ]
+    seed = plan["seed"] if plan else 0
+    net_rows = network_rows(job.id, networks, named, seed=seed, first_index=0, now=now)
+    session.execute(insert(WorkItem), interleave(entry_rows, net_rows))  # ids follow this order
+    return job
+
+
+def get_job(*, session: Session, job_id: int, device: Device | None = None) -> Job:
+    """A job by id (of ``device`` when given), or :class:`NotFound`."""
+    job = session.get(Job, job_id)
+    if job is None or (device is not None and job.device_id != device.id):
+        raise NotFound("job_id", f"no job {job_id}" + (f" of device {device.name!r}" if device else ""))
+    return job
+
+
+def list_jobs(*, session: Session, device: Device | None = None) -> list[Job]:
+    """Jobs (of one device), newest first."""
+    query = select(Job).order_by(Job.id.desc())
+    if device is not None:
+        query = query.where(Job.device_id == device.id)
+    return list(session.scalars(query))
+
+
+def _progress(*, session: Session, job: Job, kind: str) -> dict[str, int]:
+    counts = {s: 0 for s in (WorkStatus.PENDING, WorkStatus.LEASED, WorkStatus.DONE, WorkStatus.FAILED)}
+    rows = session.execute(
+        select(WorkItem.status, func.count())
+        .where(WorkItem.job_id == job.id, WorkItem.kind == kind)
+        .group_by(WorkItem.status)
+    )
+    for status, count in rows:
+        counts[status] = count
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def job_progress(*, session: Session, job: Job) -> dict[str, int]:
+    """The job's *entry* items counted by status (every status present, ``total`` too).
+
+    Validation networks are counted apart (:func:`validation_progress`): a
+    job's status and its LUT depend on its entries only.
+    """
+    return _progress(session=session, job=job, kind="entry")
+
+
+def validation_progress(*, session: Session, job: Job) -> dict[str, int]:
+    """The job's validation networks (items of kind ``network``) counted by status."""
+    return _progress(session=session, job=job, kind="network")
+
+
+def refresh_status(*, session: Session, job: Job, now: datetime) -> None:
+    """The job's status from its entry items; ``completed_at`` is set once, when it finishes."""
+    progress = job_progress(session=session, job=job)
+    if progress[WorkStatus.PENDING] or progress[WorkStatus.LEASED]:
+        if progress[WorkStatus.DONE] or progress[WorkStatus.LEASED] or progress[WorkStatus.FAILED]:
+            job.status = JobStatus.RUNNING
+        return
+    finished = JobStatus.FAILED if progress[WorkStatus.FAILED] else JobStatus.COMPLETE
+    if job.status != finished or job.completed_at is None:
+        job.status = finished
+        job.completed_at = now
+        mark_luts_changed(session)
