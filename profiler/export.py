@@ -14,16 +14,12 @@ whose sidecar is missing or whose bytes do not match is rebuilt.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
-import logging
 import multiprocessing
 import os
 import tempfile
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import cache
@@ -34,7 +30,7 @@ from typing import Any
 from searchspace import Architecture, Entry, SpaceSpec
 from searchspace.paths import hwlut_home
 
-from .split import split_onnx, split_tflite
+from .exporters import EXPORTERS, ONNX_OPTIMIZE, ExportError, quiet
 
 __all__ = [
     "FORMATS",
@@ -52,10 +48,6 @@ FORMATS = ("onnx", "tflite")
 SUFFIX = {"onnx": ".onnx", "tflite": ".tflite"}
 #: Bumped whenever the builders or export settings change what an artifact holds.
 BUILD_REVISION = 3
-#: onnxscript's graph optimiser on. Without it the exported graph keeps Shape/Expand/CastLike
-#: chains around every BatchNorm that block onnxruntime's fusions: k5_e6 at 32x32 ran
-#: 667 µs instead of 100 µs on onnxruntime 1.32 (level all, 1 thread).
-ONNX_OPTIMIZE = True
 
 
 @cache
@@ -75,10 +67,6 @@ def exporter_versions(fmt: str) -> dict[str, str]:
     else:
         raise ValueError(f"format: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
     return {name: _version(name) for name in names}
-
-
-class ExportError(RuntimeError):
-    """An exporter failed; the message carries the end of what it printed."""
 
 
 @dataclass(frozen=True)
@@ -147,105 +135,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence the exporters' progress chatter (Python and native) and deprecation noise.
-
-    What they printed is kept and raised with the error when an export fails.
-    """
-    buf = io.StringIO()
-    with tempfile.TemporaryFile(mode="w+b") as native, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        saved = [os.dup(1), os.dup(2)]
-        previous = logging.root.manager.disable
-        logging.disable(logging.WARNING)
-        try:
-            for fd in (1, 2):
-                os.dup2(native.fileno(), fd)
-            with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-                yield
-        except Exception as exc:
-            native.seek(0)
-            tail = (buf.getvalue() + native.read().decode(errors="replace"))[-4000:]
-            raise ExportError(f"export failed: {exc}\n--- exporter output ---\n{tail}") from exc
-        finally:
-            for fd, copy in zip((1, 2), saved, strict=True):
-                os.dup2(copy, fd)
-                os.close(copy)
-            logging.disable(previous)
-
-
-class _Branches:
-    """Several modules side by side: input *k* -> module *k* -> output *k* (built lazily with torch)."""
-
-    @staticmethod
-    def make(modules: list[Any]) -> Any:
-        from torch import nn
-
-        class Branches(nn.Module):
-            def __init__(self, parts: list[nn.Module]) -> None:
-                super().__init__()
-                self.parts = nn.ModuleList(parts)
-
-            def forward(self, *xs: Any) -> tuple[Any, ...]:
-                return tuple(part(x) for part, x in zip(self.parts, xs, strict=True))
-
-        return Branches(modules).eval()
-
-
-def _export_onnx(modules: list[Any], examples: list[Any], paths: list[Path]) -> list[dict[str, Any]]:
-    """ONNX files for ``modules``: one export call, split per branch when there are several."""
-    with _quiet():
-        import torch
-
-        module = modules[0] if len(modules) == 1 else _Branches.make(modules)
-        combined = paths[0] if len(modules) == 1 else paths[0].with_name("combined.onnx")
-        program = torch.onnx.export(
-            module,
-            tuple(examples),
-            str(combined),
-            dynamo=True,
-            external_data=False,
-            optimize=ONNX_OPTIMIZE,
-            verbose=False,
-        )
-        if len(modules) > 1:
-            split_onnx(combined, paths)
-            combined.unlink()
-    opset = next((o.version for o in program.model_proto.opset_import if o.domain in ("", "ai.onnx")), None)
-    return [
-        {"opset": opset, "layout": "NCHW" if x.dim() == 4 else "NC", "runtime_input_shape": list(x.shape)}
-        for x in examples
-    ]
-
-
-def _export_tflite(modules: list[Any], examples: list[Any], paths: list[Path]) -> list[dict[str, Any]]:
-    """TFLite files for ``modules`` with channel-last I/O: one conversion, split per branch."""
-    with _quiet():
-        import litert_torch
-        import torch
-
-        module = modules[0] if len(modules) == 1 else _Branches.make(modules)
-        with torch.no_grad():
-            outs = module(*examples)
-        outs = (outs,) if len(modules) == 1 else outs
-        wrapped = litert_torch.to_channel_last_io(
-            module,
-            args=[k for k, x in enumerate(examples) if x.dim() == 4],
-            outputs=[k for k, y in enumerate(outs) if y.dim() == 4],
-        ).eval()
-        samples = [x.permute(0, 2, 3, 1).contiguous() if x.dim() == 4 else x for x in examples]
-        flatbuffer = litert_torch.convert(wrapped, tuple(samples)).model_content()
-        if len(modules) == 1:
-            paths[0].write_bytes(flatbuffer)
-        else:
-            split_tflite(flatbuffer, paths)
-    return [{"layout": "NHWC" if x.dim() == 4 else "NC", "runtime_input_shape": list(x.shape)} for x in samples]
-
-
-_EXPORTERS = {"onnx": _export_onnx, "tflite": _export_tflite}
-
-
 class ArtifactCache:
     """Exported artifacts under ``root``, addressed by what they were built from."""
 
@@ -282,7 +171,7 @@ class ArtifactCache:
 
     def get(self, target: Target, fmt: str, batch: int = 1, seed: int = 0) -> Artifact:
         """The artifact of ``target`` as ``fmt``: from the cache, or exported now."""
-        if fmt not in _EXPORTERS:
+        if fmt not in EXPORTERS:
             raise ValueError(f"format: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
         found = self.lookup(target, fmt, batch, seed)
         return found if found is not None else self._build(target, fmt, batch, seed)
@@ -305,7 +194,7 @@ class ArtifactCache:
         with tempfile.TemporaryDirectory(dir=folder, prefix=".tmp-") as tmp:
             tmp_paths = [Path(tmp) / f"{k}{SUFFIX[fmt]}" for k in range(len(targets))]
             try:
-                extras = _EXPORTERS[fmt](modules, examples, tmp_paths)
+                extras = EXPORTERS[fmt](modules, examples, tmp_paths)
             except ExportError:
                 if len(targets) == 1:
                     raise
@@ -341,7 +230,7 @@ class ArtifactCache:
 
 def _worker_init() -> None:
     """Pay the exporters' import cost once per worker; one torch thread per worker."""
-    with _quiet():
+    with quiet():
         import litert_torch  # noqa: F401
         import onnxscript  # noqa: F401
         import torch
@@ -402,7 +291,7 @@ def export_many(
     results: dict[int, Artifact] = {}
     todo: list[int] = []
     for i, (target, fmt) in enumerate(jobs):
-        if fmt not in _EXPORTERS:
+        if fmt not in EXPORTERS:
             raise ValueError(f"format: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
         found = cache.lookup(target, fmt, batch, seed)
         if found is None:

@@ -74,6 +74,12 @@ def fixed_rows(table: LatencyTable) -> list[dict[str, Any]]:
     ]
 
 
+def _p90(values: list[float]) -> float | None:
+    """The 90th percentile as the nearest rank at or below it (None when empty)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))] if ordered else None
+
+
 def _iso_seconds(start: Any, end: Any) -> float | None:
     try:
         return (_dt.datetime.fromisoformat(end) - _dt.datetime.fromisoformat(start)).total_seconds()
@@ -102,7 +108,7 @@ def lut_summary(table: LatencyTable) -> dict[str, Any]:
     (present), ``total`` (distinct entries of the space), ``missing`` (count)
     and ``missing_keys``, ``errors`` (key -> message), ``device``, ``runtime``
     (the runtime's settings), ``host`` (CPU model, cores, affinity mask),
-    ``overhead_us``, ``ci_rel_median`` / ``ci_rel_max`` (the CI's largest
+    ``overhead_us``, ``ci_rel_median`` / ``ci_rel_p90`` / ``ci_rel_max`` (the CI's largest
     distance from the median over the median), ``ci_half_width_us_median`` /
     ``..._max``, ``stop_reasons`` (reason -> count), ``passes``,
     ``passes_redone``, ``passes_flagged``, ``sentinel_max_abs_drift``,
@@ -145,6 +151,7 @@ def lut_summary(table: LatencyTable) -> dict[str, Any]:
         "host": {k: host.get(k) for k in ("cpu_model", "cores", "affinity_mask", "os")} if host else None,
         "overhead_us": table.overhead_us,
         "ci_rel_median": statistics.median(rels) if rels else None,
+        "ci_rel_p90": _p90(rels),
         "ci_rel_max": max(rels) if rels else None,
         "ci_half_width_us_median": statistics.median(halves) if halves else None,
         "ci_half_width_us_max": max(halves) if halves else None,

@@ -15,10 +15,21 @@ from collections.abc import Sequence
 
 from .spec import Architecture, SpaceSpec
 
-__all__ = ["DEFAULT_NETWORKS", "NETWORK_KEY_PREFIX", "network_item_key", "validation_archs"]
+__all__ = [
+    "DEFAULT_NETWORKS",
+    "MAX_VALIDATION_NETWORKS",
+    "MAX_VALIDATION_SEED",
+    "NETWORK_KEY_PREFIX",
+    "network_item_key",
+    "validation_archs",
+]
 
 #: Validation networks drawn when none are asked for.
 DEFAULT_NETWORKS = 30
+#: The most validation networks one job (or one request) may hold.
+MAX_VALIDATION_NETWORKS = 1000
+#: The largest seed of a draw (and of the fit/held-out split): 32 bits.
+MAX_VALIDATION_SEED = 2**32 - 1
 #: Work-item keys of validation networks start with this (an entry key never does).
 NETWORK_KEY_PREFIX = "net:"
 

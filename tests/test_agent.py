@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from hwlut.cli.quickstart import local_server
+from hwlut.cli.supervisor import local_server
 from lutclient import HwlutClient, ServerUnreachable
 from profiler.agent import AgentConfig, Outbox, SettingsMismatch, canonical_runtime, runtime_for_job
 from searchspace import fbnet_space, network_item_key

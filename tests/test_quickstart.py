@@ -58,16 +58,16 @@ def test_the_summary_prints_raw_and_calibrated_accuracy_per_runtime() -> None:
     from typer.testing import CliRunner
 
     from hwlut.cli import app
-    from hwlut.cli.quickstart import _accuracy_summary, _Run
+    from hwlut.cli.quickstart_view import Run, accuracy_summary
     from searchspace.accuracy import NetworkRow, accuracy_report
 
     def doc(slope: float, intercept: float) -> dict:
         rows = [NetworkRow(f"net{i}", slope * (1000.0 + 37 * i) + intercept, 1000.0 + 37 * i, 26) for i in range(10)]
         return {"plan": {"seed": 0}, "report": accuracy_report(rows, overhead_us=1.0).to_dict()}
 
-    runs = [_Run("ort", "onnxruntime", 1, accuracy=doc(1.1, -60.0)), _Run("tflite", "LiteRT", 2, accuracy=doc(1.2, 5))]
+    runs = [Run("ort", "onnxruntime", 1, accuracy=doc(1.1, -60.0)), Run("tflite", "LiteRT", 2, accuracy=doc(1.2, 5))]
     console = Console(record=True, width=100)
-    _accuracy_summary(console, runs)
+    accuracy_summary(console, runs)
     text = console.export_text()
     assert "against 10 whole networks" in text and "seed 0" in text
     lines = [line for line in text.splitlines() if "│ LiteRT" in line or "│ onnxruntime" in line]
@@ -81,12 +81,37 @@ def test_the_summary_prints_raw_and_calibrated_accuracy_per_runtime() -> None:
 
 
 def test_the_phase_line_adds_up() -> None:
-    from hwlut.cli.quickstart import _phase_line
+    from hwlut.cli.quickstart_view import phase_line
 
     phases = {"server start": 2.04, "export": 95.3, "measuring onnxruntime": 16.7, "measuring LiteRT": 21.4}
-    line = _phase_line(phases, 140.0)
+    line = phase_line(phases, 140.0)
     assert line == (
         "phases: server start 2.0 s, export 95.3 s, measuring onnxruntime 16.7 s, measuring LiteRT 21.4 s, "
         "other 4.6 s; total 140.0 s"
     )
-    assert _phase_line({}, 3.0) == "phases: other 3.0 s; total 3.0 s"
+    assert phase_line({}, 3.0) == "phases: other 3.0 s; total 3.0 s"
+
+
+def test_the_summary_tables_render_the_lut_show_summaries() -> None:
+    """Fastest/slowest per layer from report.layer_grid (layers of one shape merged), noise from lut_summary."""
+    from rich.console import Console
+
+    from hwlut.cli.quickstart_view import Run, summary
+    from profiler.report import lut_summary
+    from searcher.lut import synthetic_table
+    from searchspace import fbnet_space
+
+    space = fbnet_space(32)
+    table = synthetic_table(space, device="box")
+    run = Run("ort", "onnxruntime", 1, wall_s=12.5, passes=7, redone=1, drifts=[0.01, -0.04], lut=table)
+    console = Console(record=True, width=200)
+    summary(console, space, [run])
+    text = console.export_text()
+    layer = space.layers[3]  # inside the 24-channel stage, merged with the layers of its shape
+    timed = {c: table.entries[layer.entry(c).key]["median"] for c in layer.candidate_names if c != "skip"}
+    fast = min(timed, key=timed.get)
+    row = next(line for line in text.splitlines() if "│ 2-4 " in line)
+    assert f"{fast} {timed[fast]:.1f}" in row
+    noise = next(line for line in text.splitlines() if "│ onnxruntime" in line)
+    s = lut_summary(table)
+    assert f"│ {s['entries']} " in noise and "│ 12.5 " in noise and "│ 7 " in noise and "4.0%" in noise

@@ -289,7 +289,7 @@ def test_validate_against_a_real_server_fetches_validates_and_uploads(
 ) -> None:
     import profiler.validate
     from hwlut.cli import profile as profile_cmd
-    from hwlut.cli.quickstart import local_server
+    from hwlut.cli.supervisor import local_server
     from lutclient import HwlutClient
 
     space = load_space("fbnet", resolution=32)

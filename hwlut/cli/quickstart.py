@@ -30,22 +30,19 @@ import functools
 import json
 import os
 import re
-import secrets
 import socket
-import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from searchspace.validation import DEFAULT_NETWORKS, MAX_VALIDATION_NETWORKS
 
 from .console import out_console
+from .quickstart_view import QuickHooks, Run, accuracy_summary, phase_line, summary
+from .supervisor import local_server
 
 __all__ = [
     "FULL_NETWORKS",
@@ -53,7 +50,6 @@ __all__ = [
     "QUICK_NETWORKS",
     "QUICK_PROTOCOL",
     "export_jobs",
-    "local_server",
     "quickstart",
 ]
 
@@ -70,110 +66,11 @@ QUICK_PROTOCOL: dict[str, Any] = {
 FULL_PROTOCOL: dict[str, Any] = {"time_cap_s": 2.0}
 #: Validation networks per job: ``--quick`` and the full run.
 QUICK_NETWORKS = 10
-FULL_NETWORKS = 30
+FULL_NETWORKS = DEFAULT_NETWORKS
 #: The seed of the validation networks' draw and of the fit/held-out split.
 VALIDATION_SEED = 0
 
 RUNTIMES = (("ort", "onnxruntime"), ("tflite", "LiteRT"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def local_server(
-    home: Path, *, port: int | None = None, admin_token: str | None = None
-) -> Iterator[tuple[str, str, Any]]:
-    """A real ``hwlut serve`` subprocess on 127.0.0.1 over SQLite in ``home``; yields (url, admin token, process).
-
-    Applies the migrations first, waits (with a deadline) until ``/v1/health``
-    answers, and stops the server when the block ends.
-    """
-    from lut_store import Store
-    from lutclient import HwlutClient, HwlutError
-
-    db_url = f"sqlite:///{home / 'hwlut.db'}"
-    store = Store(db_url)
-    store.upgrade()
-    store.dispose()
-    admin_token = admin_token or secrets.token_urlsafe(24)
-    port = port or _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(home / "quickstart-server.log", "ab")
-    env = {**os.environ, "HWLUT_ADMIN_TOKEN": admin_token, "HWLUT_DATABASE_URL": db_url, "HWLUT_HOME": str(home)}
-    cmd = [sys.executable, "-c", "from hwlut.cli import main; main()", "serve", "--port", str(port), "--db", db_url]
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60.0
-        with HwlutClient(url, timeout=2.0, retries=0) as client:
-            while True:
-                if proc.poll() is not None:
-                    tail = (home / "quickstart-server.log").read_text(errors="replace")[-2000:]
-                    raise RuntimeError(f"the server exited with status {proc.returncode}:\n{tail}")
-                try:
-                    client.health()
-                    break
-                except HwlutError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"the server did not answer on {url} within 60 s") from None
-                    time.sleep(0.1)
-        yield url, admin_token, proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
-
-
-@dataclass
-class _Run:
-    """What one job's agent did, for the summary."""
-
-    runtime: str
-    label: str
-    job_id: int
-    wall_s: float = 0.0
-    passes: int = 0
-    redone: int = 0
-    drifts: list[float] = field(default_factory=list)
-    lut: Any = None
-    path: Path | None = None
-    accuracy: dict[str, Any] | None = None
-
-
-class _QuickHooks:
-    """Agent events → a Rich progress bar."""
-
-    def __init__(self, progress: Any, task: Any, run: _Run) -> None:
-        self.progress, self.task, self.run = progress, task, run
-
-    def message(self, text: str) -> None:
-        self.progress.console.print(f"  [dim]{text}[/dim]")
-
-    def job_started(self, job: dict[str, Any], runtime: Any, todo: int) -> None:
-        p, v = job["progress"], job.get("validation") or {"total": 0, "done": 0}
-        self.progress.update(self.task, total=p["total"] + v["total"], completed=p["done"] + v["done"])
-
-    def batch_started(self, job_id: int, lease_id: str, keys: Any) -> None:
-        self.progress.update(self.task, description=f"{self.run.label}: measuring a batch of {len(keys)}")
-
-    def passed(self, job_id: int, report: Any) -> None:
-        self.run.passes += int(report.accepted)
-        self.run.redone += int(not report.accepted)
-        self.run.drifts.append(report.drift)
-
-    def measured(self, job_id: int, item_id: int, key: str, stats: dict[str, Any]) -> None:
-        self.progress.advance(self.task)
-
-    def uploaded(self, job_id: int, accepted: int, duplicates: int) -> None:
-        pass
 
 
 def export_jobs(space: Any, entries: list[Any], archs: list[Any]) -> list[tuple[Any, str]]:
@@ -185,13 +82,6 @@ def export_jobs(space: Any, entries: list[Any], archs: list[Any]) -> list[tuple[
     unique = list({e.key: e for e in [TRIVIAL_ENTRY, default_sentinel(space), *entries]}.values())
     jobs = [(entry_target(e), fmt) for fmt in FORMATS for e in unique]
     return jobs + [(network_target(space, a), fmt) for fmt in FORMATS for a in archs]
-
-
-def _phase_line(phases: dict[str, float], total: float) -> str:
-    """``phases: server start 2.1 s, export 95.3 s, …, other 3.0 s; total 140.2 s`` (other: what no phase holds)."""
-    parts = [f"{name} {seconds:.1f} s" for name, seconds in phases.items()]
-    parts.append(f"other {max(0.0, total - sum(phases.values())):.1f} s")
-    return f"phases: {', '.join(parts)}; total {total:.1f} s"
 
 
 def _device_name() -> str:
@@ -220,7 +110,7 @@ def quickstart(
         typer.Option(
             "--networks",
             min=0,
-            max=1000,
+            max=MAX_VALIDATION_NETWORKS,
             help=f"Validation networks per job (default {QUICK_NETWORKS} with --quick, {FULL_NETWORKS} otherwise; "
             "none with --limit, whose partial LUT cannot price them).",
         ),
@@ -315,7 +205,7 @@ def _main(
             console.print(f"device: {name} (registered before; a new token issued)")
     from profiler.runtimes import default_cache_mode
 
-    runs: list[_Run] = []
+    runs: list[Run] = []
     with HwlutClient(url, token=device_token) as client:
         for rt, label in RUNTIMES:
             job = client.create_job(
@@ -328,7 +218,7 @@ def _main(
                 entries=[e.key for e in entries] if limit else None,
                 validation={"n": networks, "seed": VALIDATION_SEED} if networks else None,
             )
-            runs.append(_Run(rt, label, job["id"]))
+            runs.append(Run(rt, label, job["id"]))
     archs = validation_archs(space, networks, VALIDATION_SEED)  # the server draws the same networks
     also = f" and {len(archs)} validation networks (seed {VALIDATION_SEED})" if archs else ""
     console.print(
@@ -361,7 +251,7 @@ def _main(
                 name=f"quickstart-{run.runtime}",
             )
             try:
-                Agent(config, hooks=_QuickHooks(progress, task, run), cache=cache).run()
+                Agent(config, hooks=QuickHooks(progress, task, run), cache=cache).run()
             except AgentError as exc:
                 console.print(f"[red]error:[/red] {exc}")
                 raise typer.Exit(1) from None
@@ -381,8 +271,8 @@ def _main(
         also = f" and {len(archs)} validation networks" if archs else ""
         console.print(f"{run.label}: {len(run.lut.entries)} entries{also} in {run.wall_s:.1f} s → {run.path}")
 
-    _summary(console, space, runs)
-    _accuracy_summary(console, runs)
+    summary(console, space, runs)
+    accuracy_summary(console, runs)
     first = runs[0]
     key = space.layers[len(space.layers) // 2].entry("k3_e6").key
     if key not in first.lut.entries and first.lut.entries:  # a --limit run
@@ -390,7 +280,7 @@ def _main(
     arch = ",".join(["k3_e6"] * len(space.layers))
     say = functools.partial(console.print, soft_wrap=True)  # commands stay on one line, copy-pasteable
     total = time.perf_counter() - started
-    say(f"\n{_phase_line(phases, total)}", highlight=False)
+    say(f"\n{phase_line(phases, total)}", highlight=False)
     say(f"[bold]Done in {total:.0f} s.[/bold] Where to look next:")
     say(f"  server        {url}  (API docs: {url}/docs)")
     say(f"  one entry     curl -s {url}/v1/devices/{name}/luts/{first.job_id}/entries/{key}")
@@ -403,100 +293,3 @@ def _main(
     for run in runs:
         say(f"  LUT file      {run.path}  ({run.label})")
     say(f"  search        hwlut search --lut {first.path} --proxy digits --epochs 9 --out runs/quick")
-
-
-def _summary(console: Console, space: Any, runs: list[_Run]) -> None:
-    table = Table(title=f"Fastest and slowest block per layer (µs, median; skip aside) — FBNet {space.resolution}")
-    table.add_column("layer")
-    table.add_column("shape")
-    for run in runs:
-        table.add_column(f"{run.label} fastest")
-        table.add_column(f"{run.label} slowest")
-    groups: list[list[Any]] = []
-    for layer in space.layers:
-        if groups and groups[-1][0].shape_key == layer.shape_key:
-            groups[-1].append(layer)
-        else:
-            groups.append([layer])
-    for group in groups:
-        layer = group[0]
-        cells = []
-        for run in runs:
-            timed = []
-            for cand in layer.candidate_names:
-                stats = run.lut.entries.get(layer.entry(cand).key)
-                if cand != "skip" and stats is not None:
-                    timed.append((float(stats["median"]), cand))
-            if timed:
-                fast, slow = min(timed), max(timed)
-                cells += [f"{fast[1]} {fast[0]:.1f}", f"{slow[1]} {slow[0]:.1f}"]
-            else:
-                cells += ["-", "-"]
-        shape = f"{layer.cin}→{layer.cout} {layer.h}x{layer.w} s{layer.stride}"
-        index = str(layer.index) if len(group) == 1 else f"{layer.index}-{group[-1].index}"
-        table.add_row(index, shape, *cells)
-    console.print(table)
-
-    noise = Table(
-        title="Noise: CI half-width over the median (median, p90 of entries), entries stopped on the CI target, "
-        "passes, passes redone for sentinel drift, the largest drift, the runtime's per-call overhead"
-    )
-    for col in ("runtime", "entries", "wall s", "CI± med", "CI± p90", "on CI", "passes", "redone", "drift", "ovh µs"):
-        noise.add_column(col)
-    for run in runs:
-        stats = list(run.lut.entries.values())
-        rel = sorted(s["ci_rel"] for s in stats if s.get("ci_rel") is not None)
-        on_ci = sum(1 for s in stats if s.get("stop_reason") == "ci")
-        p90 = rel[min(len(rel) - 1, int(0.9 * len(rel)))] if rel else None
-        noise.add_row(
-            run.label,
-            str(len(stats)),
-            f"{run.wall_s:.1f}",
-            f"{statistics.median(rel):.2%}" if rel else "-",
-            f"{p90:.2%}" if p90 is not None else "-",
-            f"{on_ci}/{len(stats)}",
-            str(run.passes),
-            str(run.redone),
-            f"{max((abs(d) for d in run.drifts), default=0.0):.1%}",
-            f"{run.lut.overhead_us:.1f}" if run.lut.overhead_us is not None else "-",
-        )
-    console.print(noise)
-
-
-def _accuracy_summary(console: Console, runs: list[_Run]) -> None:
-    """Per runtime: how well the raw and the calibrated LUT sums predict the validation networks."""
-    done = [(run.label, run.accuracy) for run in runs if run.accuracy is not None]
-    if not done:
-        return
-    first = done[0][1]
-    table = Table(
-        title=f"Accuracy: LUT sums against {first['report']['networks']} whole networks measured end to end "
-        f"(seed {(first.get('plan') or {}).get('seed')}); calibrated: fitted on half, reported on the other half",
-    )
-    for col in ("runtime", "prediction", "n", "±5%", "±10%", "bias", "Spearman"):
-        table.add_column(col)
-    for runtime, accuracy in done:
-        report = accuracy["report"]
-        for label, fig in (("raw LUT sum", report.get("raw")), ("calibrated", report.get("calibrated"))):
-            if fig is None:
-                continue
-            spearman = "-" if fig.get("spearman") is None else f"{fig['spearman']:.3f}"
-            table.add_row(
-                runtime,
-                label,
-                str(fig["n"]),
-                f"{fig['within_5']:.0%}",
-                f"{fig['within_10']:.0%}",
-                f"{fig['mean_error_pct']:+.1f}%",
-                spearman,
-            )
-    console.print(table)
-    for label, acc in done:
-        cal = acc["report"].get("calibration")
-        if cal:
-            console.print(
-                f"  {label} calibration: {cal['slope']:.3f} × sum {cal['intercept_us']:+.1f} µs "
-                f"(fitted on {len(cal.get('fitted_on') or [])} networks)",
-                highlight=False,
-                soft_wrap=True,
-            )

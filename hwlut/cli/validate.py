@@ -40,6 +40,7 @@ import typer
 from rich.console import Console
 
 from searchspace import ArchitectureError, LatencyTable, MissingEntries
+from searchspace.validation import DEFAULT_NETWORKS, MAX_VALIDATION_NETWORKS
 
 from .console import out_console
 from .options import (
@@ -103,7 +104,9 @@ def validate(
     runtime: Annotated[
         str | None, typer.Option("--runtime", help="ort or tflite (default: the LUT's runtime).")
     ] = None,
-    n: Annotated[int, typer.Option("--n", min=0, max=1000, help="Random validation networks to draw.")] = 30,
+    n: Annotated[
+        int, typer.Option("--n", min=0, max=MAX_VALIDATION_NETWORKS, help="Random validation networks to draw.")
+    ] = DEFAULT_NETWORKS,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the draw and of the fit/held-out split.")] = 0,
     arch: Annotated[
         list[str] | None, typer.Option("--arch", help="A named architecture to validate too (repeatable).")
