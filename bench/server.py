@@ -291,7 +291,7 @@ def make_database(path: Path) -> tuple[str, list[str]]:
     space = fbnet_space(224)
     with store.transaction(write=True) as session:
         device, _ = crud.create_device(session=session, name=DEVICE)
-        job = crud.create_job(session=session, device=device, spec=space, runtime="none")
+        job = crud.create_job(session=session, device=device, spec=space, settings={"runtime": "ort"})
         lease = crud.claim_items(session=session, job=job, agent="bench", max_items=10_000)
         crud.upload_results(
             session=session,

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from searchspace import Entry, LatencyTable
+from searchspace import Entry, JobSettings, LatencyTable
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -217,25 +217,42 @@ class HwlutClient:
         *,
         space: str | Mapping[str, Any] = "fbnet",
         resolution: int | None = None,
-        runtime: str = "onnxruntime",
-        threads: int | None = None,
-        options: Mapping[str, Any] | None = None,
+        settings: JobSettings | None = None,
         lease_seconds: float = 300.0,
         max_attempts: int = 3,
         entries: Sequence[str] | None = None,
         validation: Mapping[str, Any] | None = None,
+        runtime: str | None = None,
+        threads: int | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A profiling job for ``device``: its work items are the space's distinct entries (or only ``entries``).
+
+        ``settings`` say what the job is measured with (default:
+        ``JobSettings()``, onnxruntime with the runtime's defaults). The
+        older form, ``runtime``, ``threads`` and ``options`` (the body's
+        fields as they are), is sent unchanged for the server to check; it
+        cannot be mixed with ``settings`` (TypeError). A setting the server
+        refuses is :class:`Invalid` naming it (``body.options.cache_mode``).
 
         ``validation`` (``{"n": int, "seed": int, "archs": [str]}``) adds
         validation networks that the job's agents measure beside the entries.
         """
+        if settings is None:
+            given = JobSettings().to_dict()
+            for name, value in (("runtime", runtime), ("threads", threads)):
+                if value is not None:
+                    given[name] = value
+            if options is not None:
+                given["options"] = dict(options)
+        elif runtime is not None or threads is not None or options is not None:
+            raise TypeError("create_job: give settings, or runtime/threads/options, not both")
+        else:
+            given = settings.to_dict()
         body = {
             "space": space if isinstance(space, str) else dict(space),
             "resolution": resolution,
-            "runtime": runtime,
-            "threads": threads,
-            "options": dict(options or {}),
+            **given,
             "lease_seconds": lease_seconds,
             "max_attempts": max_attempts,
         }

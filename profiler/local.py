@@ -6,7 +6,7 @@ and rewrites the LUT file atomically as entries finish, so an interrupted run
 (Ctrl-C or ``kill -9``) leaves a valid partial file (``complete: false``) and
 the same call later continues from it without measuring finished entries
 again. Measurements are only merged when the checked provenance fields
-(:data:`profiler.provenance.CHECKED_FIELDS`) and the space agree.
+(:data:`searchspace.provenance.CHECKED_FIELDS`) and the space agree.
 
 The file's ``provenance`` holds: ``runtime`` (the runtime's ``settings()``:
 runtime, version, threads, XNNPACK / optimisation level...), ``exporter``
@@ -41,11 +41,12 @@ from pathlib import Path
 from typing import Any
 
 from searchspace import Entry, LatencyTable, SpaceSpec
+from searchspace.provenance import mismatches
 
 from .artifacts import cache_or_default, load_artifact, prefetch_artifacts
 from .export import exporter_versions
 from .protocol import TRIVIAL_ENTRY, PassReport, ProtocolConfig, measure_batch
-from .provenance import collect_host, mismatches, now_iso
+from .provenance import collect_host, now_iso
 from .runtimes import Loaded, Runtime
 from .runtimes.coldcache import eviction_seconds
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from searchspace import Architecture, Entry, LatencyTable, MissingEntries, SpaceSpec
+from searchspace.accuracy import overhead_prediction
 
 from .artifacts import cache_or_default, load_artifact
 from .export import network_target
@@ -80,7 +81,7 @@ class NetworkMeasurement:
         """The LUT sum less ``(entries - 1)`` runtime overheads; None without a LUT or an overhead."""
         if self.predicted_us is None or self.overhead_us is None:
             return None
-        return self.predicted_us - (self.entries - 1) * self.overhead_us
+        return overhead_prediction(self.predicted_us, self.entries, self.overhead_us)
 
     @property
     def error_pct(self) -> float | None:

@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from searchspace import Entry
+from searchspace.jobs import PROTOCOL_FIELDS
 
 from .runtimes import Loaded
 from .stats import Summary, relative_drift, summarize
@@ -102,23 +103,12 @@ class ProtocolConfig:
     normalize: bool = False
 
     def __post_init__(self) -> None:
-        problems = []
-        for name in ("warmup_runs", "min_runs_per_pass", "min_passes", "pass_warmup_runs", "max_redo"):
-            if getattr(self, name) < 0:
-                problems.append(f"{name} must be >= 0")
-        for name in ("warmup_s", "entry_warmup_s", "slice_s", "sentinel_slice_s"):
-            if getattr(self, name) < 0:
-                problems.append(f"{name} must be >= 0")
-        if self.time_cap_s <= 0:
-            problems.append("time_cap_s must be > 0")
-        if self.target_rel_ci <= 0:
-            problems.append("target_rel_ci must be > 0")
-        if not 0 < self.confidence < 1:
-            problems.append("confidence must be in (0, 1)")
-        if self.sentinel_threshold <= 0:
-            problems.append("sentinel_threshold must be > 0")
-        if self.min_runs_per_pass < 1:
-            problems.append("min_runs_per_pass must be >= 1")
+        # the checks a job's settings get too (searchspace.jobs.PROTOCOL_FIELDS): one definition
+        problems = [
+            f"{name}: {problem}"
+            for name, check in PROTOCOL_FIELDS.items()
+            if (problem := check(getattr(self, name))) is not None
+        ]
         if problems:
             raise ValueError("ProtocolConfig: " + "; ".join(problems))
 

@@ -1,10 +1,11 @@
 """Provenance of a LUT: small collectors, one per fact (after pyperf's ``_collect_metadata``).
 
 :func:`collect_host` says where the numbers were taken (CPU model, cores,
-affinity mask, frequency governor where readable, OS, Python);
-:data:`CHECKED_FIELDS` lists what must be equal before two sessions'
-measurements may share one LUT, and :func:`mismatches` (the profiler's one
-settings check) says where two records differ.
+affinity mask, frequency governor where readable, OS, Python). What must be
+equal before two sessions' measurements may share one LUT
+(``CHECKED_FIELDS``) and the one settings check (``mismatches``) are pure
+data, in :mod:`searchspace.provenance`: the agent, local profiling and
+validation read them there, and the store enforces them too.
 """
 
 from __future__ import annotations
@@ -13,24 +14,17 @@ import datetime as _dt
 import os
 import platform
 import socket
-from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "CHECKED_FIELDS",
-    "checked_view",
     "collect_affinity",
     "collect_cpu_model",
     "collect_governor",
     "collect_host",
-    "mismatches",
     "now_iso",
 ]
-
-#: Provenance paths (dotted) that must match for measurements to be merged into one LUT.
-CHECKED_FIELDS = ("runtime", "exporter.format", "exporter.versions", "host.cpu_model", "host.machine")
 
 
 def now_iso() -> str:
@@ -95,61 +89,3 @@ def collect_host() -> dict[str, Any]:
         "python_implementation": platform.python_implementation(),
         "hwlut": hwlut_version,
     }
-
-
-def _get(doc: dict[str, Any], dotted: str) -> Any:
-    node: Any = doc
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def checked_view(provenance: dict[str, Any]) -> dict[str, Any]:
-    """The :data:`CHECKED_FIELDS` of ``provenance``."""
-    return {name: _get(provenance, name) for name in CHECKED_FIELDS}
-
-
-def _ignored(path: str, ignore: Sequence[str]) -> bool:
-    return any(path == name or path.startswith(f"{name}.") for name in ignore)
-
-
-def _leaves(value: Any, path: str, ignore: Sequence[str], out: dict[str, Any]) -> None:
-    """``value`` flattened to ``{dotted path: value}``, ignored paths left out (an emptied dict stays, as ``{}``)."""
-    if _ignored(path, ignore):
-        return
-    if isinstance(value, dict):
-        kept = {key: inner for key, inner in value.items() if not _ignored(f"{path}.{key}", ignore)}
-        for key, inner in kept.items():
-            _leaves(inner, f"{path}.{key}", ignore, out)
-        if kept:
-            return
-        value = {}
-    out[path] = value
-
-
-def mismatches(
-    old: dict[str, Any],
-    new: dict[str, Any],
-    *,
-    fields: Sequence[str] = CHECKED_FIELDS,
-    ignore: Sequence[str] = (),
-) -> list[str]:
-    """Where two provenance records differ in ``fields``, value by value, as ``path: old != new``.
-
-    The one settings check of the profiler: a LUT file resumed (all
-    :data:`CHECKED_FIELDS`), a job's earlier uploads against an agent's
-    settings (less what differs between identical devices) and a LUT
-    against the runtime that validates it (``fields=("runtime",)``, less
-    the cache mode). Nested settings are compared key by key, so the answer
-    names the setting (``runtime.threads: 1 != 4``); ``ignore`` leaves out
-    dotted paths and everything under them (``runtime.phone.serial``,
-    ``host``). A missing value reads as None (older records lack newer keys).
-    """
-    a: dict[str, Any] = {}
-    b: dict[str, Any] = {}
-    for name in fields:
-        _leaves(_get(old, name), name, ignore, a)
-        _leaves(_get(new, name), name, ignore, b)
-    return [f"{p}: {a.get(p)!r} != {b.get(p)!r}" for p in dict.fromkeys([*a, *b]) if a.get(p) != b.get(p)]

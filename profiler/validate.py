@@ -29,6 +29,7 @@ from typing import Any
 
 from searchspace import LatencyTable, SpaceSpec
 from searchspace.accuracy import AccuracyReport, Calibration, Figures, NetworkRow, accuracy_report
+from searchspace.provenance import mismatches
 from searchspace.validation import DEFAULT_NETWORKS, validation_archs
 
 from .artifacts import cache_or_default, load_artifact, prefetch_artifacts
@@ -36,7 +37,7 @@ from .export import network_target
 from .local import default_sentinel
 from .network import NetworkMeasurement, measure_networks
 from .protocol import TRIVIAL_ENTRY, BatchResult, ProtocolConfig, measure_batch
-from .provenance import mismatches, now_iso
+from .provenance import now_iso
 from .runtimes import Loaded, Runtime, cache_mode_of, warm_runtime
 from .runtimes.coldcache import MODE_SETTINGS
 

@@ -5,6 +5,7 @@ live in :mod:`searchspace.modules`.
 """
 
 from .entries import OPS, Entry, EntryKeyError, parse_key
+from .jobs import JobSettings
 from .lutfile import LatencyTable, LutFileError, MissingEntries
 from .ops import FBNET_CANDIDATES, Candidate, parse_candidate
 from .spec import (
@@ -21,12 +22,21 @@ from .spec import (
     fbnet_space,
     load_space,
 )
-from .validation import DEFAULT_NETWORKS, NETWORK_KEY_PREFIX, network_item_key, validation_archs
+from .validation import (
+    DEFAULT_NETWORKS,
+    MAX_VALIDATION_NETWORKS,
+    MAX_VALIDATION_SEED,
+    NETWORK_KEY_PREFIX,
+    network_item_key,
+    validation_archs,
+)
 
 __all__ = [
     "BUILTIN_SPACES",
     "DEFAULT_NETWORKS",
     "FBNET_CANDIDATES",
+    "MAX_VALIDATION_NETWORKS",
+    "MAX_VALIDATION_SEED",
     "NAMED_ARCHITECTURES",
     "NETWORK_KEY_PREFIX",
     "OPS",
@@ -36,6 +46,7 @@ __all__ = [
     "Entry",
     "EntryKeyError",
     "HeadSpec",
+    "JobSettings",
     "LatencyTable",
     "Layer",
     "LutFileError",

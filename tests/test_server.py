@@ -266,6 +266,36 @@ BAD: list[tuple[str, str, Any, int, list[Any]]] = [
         ["body", "space"],
     ),
     ("POST", "/v1/devices/mine/jobs", {"resolution": 0}, 422, ["body", "resolution"]),
+    # a job's settings (searchspace.jobs.JobSettings): one no agent could use is refused, named
+    ("POST", "/v1/devices/mine/jobs", {"resolution": 32, "runtime": "tflit"}, 422, ["body", "runtime"]),
+    (
+        "POST",
+        "/v1/devices/mine/jobs",
+        {"resolution": 32, "options": {"cache_mode": "tepid"}},
+        422,
+        ["body", "options", "cache_mode"],
+    ),
+    (
+        "POST",
+        "/v1/devices/mine/jobs",
+        {"resolution": 32, "options": {"protocol": {"time_cap_s": 0}}},
+        422,
+        ["body", "options", "protocol", "time_cap_s"],
+    ),
+    (
+        "POST",
+        "/v1/devices/mine/jobs",
+        {"resolution": 32, "runtime": "ort", "options": {"xnnpack": True}},
+        422,
+        ["body", "options", "xnnpack"],
+    ),
+    (
+        "POST",
+        "/v1/devices/mine/jobs",
+        {"resolution": 32, "options": {"entries": ["x"]}},
+        422,
+        ["body", "options", "entries"],
+    ),
     ("POST", "/v1/devices/ghost/jobs", {"resolution": 32}, 404, ["device"]),
     (
         "POST",
@@ -587,3 +617,38 @@ def test_accuracy_refusals_that_are_not_about_the_body(client: TestClient, store
     r = client.get("/v1/devices/nobody/luts/latest/accuracy")
     assert r.status_code == 404
     assert full_fingerprint(store) == before
+
+
+def test_an_upload_measured_differently_from_the_jobs_results_is_a_409_naming_the_fields(
+    client: TestClient, store: Store
+) -> None:
+    """The store enforces the checked provenance where results enter: refused whole, nothing written."""
+    token = add_device(client, "box")
+    job = client.post("/v1/devices/box/jobs", json={"resolution": 32, "runtime": "ort"}, headers=bearer(token)).json()
+    lease = client.post(
+        f"/v1/jobs/{job['id']}/claim", json={"agent": "a", "max_items": 2}, headers=bearer(token)
+    ).json()
+    first, second = (i["item_id"] for i in lease["items"])
+    measured = {
+        "runtime": {"runtime": "ort", "threads": 1},
+        "exporter": {"format": "onnx", "versions": {"torch": "2.13.0"}},
+        "host": {"cpu_model": "Test CPU", "machine": "x86_64"},
+    }
+
+    def upload(item: int, provenance: dict[str, Any]) -> Any:
+        body = {"lease_id": lease["lease_id"], "results": [{"item_id": item, "stats": {"median": 2.0}}]}
+        return client.post(
+            f"/v1/jobs/{job['id']}/results", json={**body, "provenance": provenance}, headers=bearer(token)
+        )
+
+    assert upload(first, measured).status_code == 200
+    before = db_fingerprint(store)
+    r = upload(second, {**measured, "runtime": {"runtime": "ort", "threads": 2}})
+    assert r.status_code == 409, r.text
+    (problem,) = r.json()["detail"]
+    assert problem["loc"] == ["provenance"] and problem["type"] == "conflict"
+    assert "provenance.runtime.threads: 1 != 2" in problem["msg"]
+    assert db_fingerprint(store) == before
+    shown = client.get(f"/v1/jobs/{job['id']}", headers=bearer(token)).json()
+    assert shown["progress"]["done"] == 1 and shown["progress"]["leased"] == 1
+    assert upload(second, measured).status_code == 200  # measured alike: accepted

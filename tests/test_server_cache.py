@@ -86,7 +86,7 @@ def test_another_process_is_seen_after_the_time_to_live(store: Store) -> None:
         before = _entry(c, KEY.key).json()["latency_us"]
         with store.transaction(write=True) as session:  # as `hwlut lut import` or another worker would
             device = crud.get_device(session=session, name="d")
-            job = crud.create_job(session=session, device=device, spec=fbnet_space(32), runtime="x")
+            job = crud.create_job(session=session, device=device, spec=fbnet_space(32), settings={"runtime": "ort"})
             lease = crud.claim_items(session=session, job=job, agent="other", max_items=10_000)
             results = [{"item_id": i.id, "stats": {"median": 7.0}} for i in lease.items]
             crud.upload_results(session=session, job=job, lease_id=lease.lease_id, results=results)

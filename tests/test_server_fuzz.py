@@ -46,7 +46,7 @@ def _seed_device(store: Store) -> None:
     space = fbnet_space(32)
     with store.transaction(write=True) as session:
         device, _token = crud.create_device(session=session, name=DEVICE)
-        done = crud.create_job(session=session, device=device, spec=space, runtime="none")
+        done = crud.create_job(session=session, device=device, spec=space, settings={"runtime": "ort"})
         lease = crud.claim_items(session=session, job=done, agent="seed", max_items=10_000)
         crud.upload_results(
             session=session,
@@ -54,7 +54,7 @@ def _seed_device(store: Store) -> None:
             lease_id=lease.lease_id,
             results=[{"item_id": i.id, "stats": {"median": 10.0 + i.id, "count": 3}} for i in lease.items],
         )
-        open_job = crud.create_job(session=session, device=device, spec=space, runtime="none")
+        open_job = crud.create_job(session=session, device=device, spec=space, settings={"runtime": "ort"})
         _seed.update(lut=done.id, job=open_job.id)
 
 

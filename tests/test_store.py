@@ -14,14 +14,16 @@ from testdata import REFERENCE_LUTS
 from lut_store import SchemaBehind, Store, crud, current_revision, head_revision, read_table, write_table
 from lut_store.models import Job, LutEntry, WorkItem, utcnow
 from lut_store.testing import empty_store
-from searchspace import fbnet_space
+from searchspace import JobSettings, fbnet_space
+
+ORT = JobSettings(runtime="ort")
 
 
 def _job(store: Store, resolution: int = 32, max_attempts: int = 3) -> int:
     with store.transaction(write=True) as session:
         device, _ = crud.create_device(session=session, name="dev")
         job = crud.create_job(
-            session=session, device=device, spec=fbnet_space(resolution), runtime="ort", max_attempts=max_attempts
+            session=session, device=device, spec=fbnet_space(resolution), settings=ORT, max_attempts=max_attempts
         )
         return job.id
 
@@ -149,7 +151,7 @@ def test_a_claim_with_the_agents_lease_id_is_idempotent(store: Store) -> None:
         assert crud.job_progress(session=session, job=job)["leased"] == 0
         # the same id in another job is another lease: it never reaches the first job's items
         device = crud.get_device(session=session, name="dev")
-        other = crud.create_job(session=session, device=device, spec=fbnet_space(32), runtime="ort")
+        other = crud.create_job(session=session, device=device, spec=fbnet_space(32), settings=ORT)
         lease = crud.claim_items(session=session, job=other, agent="a", max_items=2, lease_id=lease_id)
         assert len(lease.items) == 2 and {i.job_id for i in lease.items} == {other.id}
 
@@ -307,3 +309,116 @@ def test_cli_db_upgrade_takes_a_0001_database_to_head_keeping_its_rows(db_kind: 
         job = session.scalars(select(Job)).one()
         assert job.provenance == {"note": "kept"} and job.accuracy is None and job.device.name == "old"
     s.dispose()
+
+
+#: An upload's provenance as an agent sends it (the checked fields and some that are not).
+MEASURED = {
+    "runtime": {"runtime": "ort", "threads": 1, "optimization": "all"},
+    "exporter": {"format": "onnx", "versions": {"torch": "2.13.0"}},
+    "host": {"cpu_model": "Test CPU", "machine": "x86_64", "hostname": "box-1"},
+    "protocol": {"time_cap_s": 3.0},
+}
+
+
+def _job_state(store: Store, job_id: int) -> tuple[object, ...]:
+    """What an upload may change: the job's provenance and status, its items, its LUT entries."""
+    with store.transaction() as session:
+        job = crud.get_job(session=session, job_id=job_id)
+        items = session.execute(
+            select(WorkItem.id, WorkItem.status, WorkItem.lease_id)
+            .where(WorkItem.job_id == job_id)
+            .order_by(WorkItem.id)
+        ).all()
+        entries = session.scalar(select(func.count()).select_from(LutEntry).where(LutEntry.job_id == job_id))
+        return job.provenance, job.status, job.overhead_us, [tuple(i) for i in items], entries
+
+
+def test_an_upload_measured_differently_is_refused_naming_the_fields_and_stores_nothing(store: Store) -> None:
+    job_id = _job(store)
+    with store.transaction(write=True) as session:
+        job = crud.get_job(session=session, job_id=job_id)
+        lease = crud.claim_items(session=session, job=job, agent="a", max_items=4)
+        first, second, third, fourth = (i.id for i in lease.items)
+        crud.upload_results(
+            session=session,
+            job=job,
+            lease_id=lease.lease_id,
+            results=[{"item_id": first, "stats": {"median": 1.0}}],
+            provenance=MEASURED,
+        )
+    before = _job_state(store, job_id)
+    other = {
+        **MEASURED,
+        "runtime": {**MEASURED["runtime"], "threads": 2},
+        "host": {**MEASURED["host"], "machine": "arm"},
+    }
+    with store.transaction(write=True) as session:
+        job = crud.get_job(session=session, job_id=job_id)
+        with pytest.raises(crud.Conflict) as caught:
+            crud.upload_results(
+                session=session,
+                job=job,
+                lease_id=lease.lease_id,
+                results=[{"item_id": second, "stats": {"median": 2.0}}],
+                provenance=other,
+                overhead_us=3.0,
+            )
+    assert caught.value.field == "provenance" and caught.value.status == 409
+    assert "provenance.runtime.threads: 1 != 2" in caught.value.message
+    assert "provenance.host.machine: 'x86_64' != 'arm'" in caught.value.message
+    assert _job_state(store, job_id) == before  # the caller committed: the refusal wrote nothing
+    # what is not checked may differ (another identical box, another protocol): merged
+    same = {**MEASURED, "host": {**MEASURED["host"], "hostname": "box-2"}, "protocol": {"time_cap_s": 1.0}}
+    with store.transaction(write=True) as session:
+        job = crud.get_job(session=session, job_id=job_id)
+        ok = crud.upload_results(
+            session=session,
+            job=job,
+            lease_id=lease.lease_id,
+            results=[{"item_id": second, "stats": {"median": 2.0}}],
+            provenance=same,
+        )
+        assert ok == (1, 0) and job.provenance["host"]["hostname"] == "box-1"  # the first upload's record stays
+        # an upload without provenance says nothing to compare: accepted as before
+        assert crud.upload_results(
+            session=session, job=job, lease_id=lease.lease_id, results=[{"item_id": third, "stats": {"median": 3.0}}]
+        ) == (1, 0)
+        # one that carries provenance but none of the checked fields differs in all of them
+        with pytest.raises(crud.Conflict, match=r"provenance\.runtime\.runtime: 'ort' != None"):
+            crud.upload_results(
+                session=session,
+                job=job,
+                lease_id=lease.lease_id,
+                results=[{"item_id": fourth, "stats": {"median": 4.0}}],
+                provenance={"agent": "someone"},
+            )
+
+
+def test_identical_phones_share_a_job_and_another_model_is_refused(store: Store) -> None:
+    """A phone's serial and the host that drives it may differ between identical devices; the phone's model may not."""
+    job_id = _job(store)
+    phone = {"runtime": "adb", "threads": 1, "phone": {"model": "Pixel 7", "serial": "A1"}}
+    first = {**MEASURED, "runtime": phone, "exporter": {"format": "tflite", "versions": {"torch": "2.13.0"}}}
+    other_unit = {
+        **first,
+        "runtime": {**phone, "phone": {"model": "Pixel 7", "serial": "B2"}},
+        "host": {"cpu_model": "M2"},
+    }
+    other_model = {**first, "runtime": {**phone, "phone": {"model": "Pixel 8", "serial": "C3"}}}
+    with store.transaction(write=True) as session:
+        job = crud.get_job(session=session, job_id=job_id)
+        lease = crud.claim_items(session=session, job=job, agent="a", max_items=3)
+        ids = [i.id for i in lease.items]
+
+        def upload(item: int, provenance: dict[str, object]) -> tuple[int, int]:
+            results = [{"item_id": item, "stats": {"median": 1.0}}]
+            return crud.upload_results(
+                session=session, job=job, lease_id=lease.lease_id, results=results, provenance=provenance
+            )
+
+        assert upload(ids[0], first) == (1, 0)
+        assert upload(ids[1], other_unit) == (1, 0)
+        with pytest.raises(crud.Conflict) as caught:
+            upload(ids[2], other_model)
+        assert caught.value.message.endswith("provenance.runtime.phone.model: 'Pixel 7' != 'Pixel 8'")
+        assert crud.job_progress(session=session, job=job)["done"] == 2

@@ -57,7 +57,7 @@ def make_device(store: Store, name: str = "dev") -> None:
 def new_job(store: Store, device: str = "dev", **kw: Any) -> int:
     with store.transaction(write=True) as session:
         dev = crud.get_device(session=session, name=device)
-        return crud.create_job(session=session, device=dev, spec=SPACE, runtime="ort", **kw).id
+        return crud.create_job(session=session, device=dev, spec=SPACE, settings={"runtime": "ort"}, **kw).id
 
 
 def measure(store: Store, job_id: int, *, kinds: tuple[str, ...] = ("entry", "network"), overhead: float = 2.0) -> int:
@@ -149,7 +149,7 @@ def test_bad_validation_fields_are_named_and_nothing_is_written(
     before = counts(store)
     with pytest.raises(crud.Invalid) as caught, store.transaction(write=True) as session:
         dev = crud.get_device(session=session, name="dev")
-        crud.create_job(session=session, device=dev, spec=SPACE, runtime="ort", validation=validation)
+        crud.create_job(session=session, device=dev, spec=SPACE, settings={"runtime": "ort"}, validation=validation)
     assert caught.value.field == field
     assert counts(store) == before
 

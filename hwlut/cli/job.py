@@ -8,12 +8,26 @@ from typing import Annotated, Any
 
 import typer
 
+from searchspace.validation import MAX_VALIDATION_NETWORKS
+
 app = typer.Typer(help="Profiling jobs on an hwlut server.", no_args_is_help=True)
 ServerOpt = Annotated[str, typer.Option("--server", envvar="HWLUT_SERVER", help="Server URL.")]
 
 
 def _token() -> str | None:
     return os.environ.get("HWLUT_TOKEN") or os.environ.get("HWLUT_ADMIN_TOKEN")
+
+
+#: A job setting (as JobSettings names it) -> the option of ``hwlut job create`` that gives it.
+_OPTION_OF = {
+    "runtime": "--runtime",
+    "threads": "--threads",
+    "options.xnnpack": "--xnnpack",
+    "options.optimization": "--optimization",
+    "options.cache_mode": "--cache-mode",
+    "options.protocol.target_rel_ci": "--precision",
+    "options.protocol.time_cap_s": "--time-cap",
+}
 
 
 @app.command("create")
@@ -41,7 +55,7 @@ def create(
         typer.Option(
             "--validate",
             min=0,
-            max=1000,
+            max=MAX_VALIDATION_NETWORKS,
             help="Also measure N whole networks drawn from the space (validation: the server computes the "
             "LUT's accuracy). A job of some entries measures their entries too.",
         ),
@@ -58,22 +72,23 @@ def create(
     device's agents measure beside the entries, in the same batches.
     """
     from lutclient import HwlutClient, HwlutError
-    from searchspace import BUILTIN_SPACES, load_space
+    from searchspace import BUILTIN_SPACES, JobSettings, load_space
+    from searchspace.fields import FieldError
+    from searchspace.jobs import default_cache_mode
 
     spec: str | dict = space if space in BUILTIN_SPACES else load_space(space, resolution=resolution).to_dict()
-    options: dict[str, Any] = {}
-    if xnnpack is not None:
-        options["xnnpack"] = xnnpack
-    if optimization is not None:
-        options["optimization"] = optimization
-    from profiler.runtimes import CACHE_MODES, default_cache_mode
-
-    options["cache_mode"] = cache_mode or default_cache_mode(runtime)
-    if options["cache_mode"] not in CACHE_MODES:
-        raise typer.BadParameter(f"known: {', '.join(CACHE_MODES)}", param_hint="--cache-mode")
     protocol = {k: v for k, v in (("target_rel_ci", precision), ("time_cap_s", time_cap)) if v is not None}
-    if protocol:
-        options["protocol"] = protocol
+    try:
+        settings = JobSettings(
+            runtime=runtime,
+            threads=threads,
+            protocol=protocol,
+            xnnpack=xnnpack,
+            optimization=optimization,
+            cache_mode=cache_mode or default_cache_mode(runtime),
+        )
+    except FieldError as exc:
+        raise typer.BadParameter(exc.message, param_hint=_OPTION_OF.get(exc.where, exc.where)) from None
     validation = None
     if validate is not None or archs:
         validation = {"n": validate or 0, "seed": validate_seed, "archs": list(archs or [])}
@@ -83,9 +98,7 @@ def create(
                 device,
                 space=spec,
                 resolution=resolution,
-                runtime=runtime,
-                threads=threads,
-                options=options,
+                settings=settings,
                 lease_seconds=lease_seconds,
                 entries=entries,
                 validation=validation,

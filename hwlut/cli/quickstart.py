@@ -203,7 +203,7 @@ def _main(
         except Conflict:
             device_token = client.new_token(name)
             console.print(f"device: {name} (registered before; a new token issued)")
-    from profiler.runtimes import default_cache_mode
+    from searchspace.jobs import JobSettings, default_cache_mode
 
     runs: list[Run] = []
     with HwlutClient(url, token=device_token) as client:
@@ -212,9 +212,7 @@ def _main(
                 name,
                 space="fbnet",
                 resolution=resolution,
-                runtime=rt,
-                threads=1,
-                options={"protocol": protocol, "cache_mode": default_cache_mode(rt)},
+                settings=JobSettings(runtime=rt, threads=1, protocol=protocol, cache_mode=default_cache_mode(rt)),
                 entries=[e.key for e in entries] if limit else None,
                 validation={"n": networks, "seed": VALIDATION_SEED} if networks else None,
             )

@@ -46,6 +46,7 @@ from .jobs import (
     get_or_create_space,
     interleave,
     job_progress,
+    job_settings,
     list_jobs,
     validation_progress,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "interleave",
     "issue_token",
     "job_progress",
+    "job_settings",
     "list_devices",
     "list_jobs",
     "lut_snapshot",

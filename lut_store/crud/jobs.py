@@ -24,6 +24,9 @@ from searchspace import (
     parse_key,
     validation_archs,
 )
+from searchspace.fields import FieldError
+from searchspace.jobs import JobSettings
+from searchspace.validation import MAX_VALIDATION_NETWORKS, MAX_VALIDATION_SEED
 
 from ..errors import Invalid, NotFound
 from ..models import Device, Job, JobStatus, Space, WorkItem, WorkStatus, utcnow
@@ -37,6 +40,7 @@ __all__ = [
     "get_or_create_space",
     "interleave",
     "job_progress",
+    "job_settings",
     "list_jobs",
     "network_rows",
     "refresh_status",
@@ -54,12 +58,6 @@ def get_or_create_space(*, session: Session, spec: SpaceSpec) -> Space:
         session.add(space)
         session.flush()
     return space
-
-
-#: The most validation networks one request may add to a job.
-MAX_VALIDATION_NETWORKS = 1000
-#: The largest seed of a validation draw (the fit/held-out split needs a non-negative 32-bit seed).
-MAX_VALIDATION_SEED = 2**32 - 1
 
 
 def _is_int(value: Any) -> bool:
@@ -132,15 +130,21 @@ def create_job(
     session: Session,
     device: Device,
     spec: SpaceSpec,
-    runtime: str,
-    threads: int | None = None,
-    options: Mapping[str, Any] | None = None,
+    settings: JobSettings | Mapping[str, Any],
     lease_seconds: float = 300.0,
     max_attempts: int = 3,
     entries: Sequence[str] | None = None,
     validation: Mapping[str, Any] | None = None,
 ) -> Job:
     """A profiling job whose work items are the distinct entries of ``spec`` (or only ``entries``, keys).
+
+    ``settings`` say what the job is measured with: a
+    :class:`~searchspace.jobs.JobSettings`, or its stored form
+    (``{"runtime", "threads", "options"}``, as a request carries it), checked
+    here (:func:`job_settings`): a bad value is :class:`Invalid` naming the
+    field (``runtime``, ``threads``, ``options.cache_mode``,
+    ``options.protocol.time_cap_s``...). The job stores them as
+    :meth:`JobSettings.to_dict` gives them.
 
     A restricted job records its canonical keys in ``options["entries"]``.
 
@@ -153,6 +157,9 @@ def create_job(
     sums must be complete). Errors name ``validation.n``, ``validation.seed``,
     ``validation.archs[i]``; nothing is written then.
     """
+    if not isinstance(settings, JobSettings):
+        settings = job_settings(settings)
+    options: dict[str, Any] = settings.options()
     wanted = spec.distinct_entries()
     chosen: dict[str, Entry] | None = None
     if entries is not None:
@@ -183,9 +190,9 @@ def create_job(
             for entry in spec.entries_of(arch):
                 chosen.setdefault(entry.key, entry)
         wanted = list(chosen.values())
-        options = {**dict(options or {}), "entries": list(chosen)}
+        options["entries"] = list(chosen)
     if plan is not None:
-        options = {**dict(options or {}), "validation": [plan]}
+        options["validation"] = [plan]
     space = get_or_create_space(session=session, spec=spec)
     job = Job(
         device_id=device.id,
@@ -193,9 +200,9 @@ def create_job(
         kind="profile",
         status=JobStatus.PENDING,
         resolution=spec.resolution,
-        runtime=runtime,
-        threads=threads,
-        options=dict(options or {}),
+        runtime=settings.runtime,
+        threads=settings.threads,
+        options=options,
         lease_seconds=lease_seconds,
         max_attempts=max_attempts,
     )
@@ -218,6 +225,18 @@ def create_job(
     net_rows = network_rows(job.id, networks, named, seed=seed, first_index=0, now=now)
     session.execute(insert(WorkItem), interleave(entry_rows, net_rows))  # ids follow this order
     return job
+
+
+def job_settings(doc: Mapping[str, Any]) -> JobSettings:
+    """The settings a request gives (``{"runtime", "threads", "options"}``), or :class:`Invalid` naming the field.
+
+    ``options`` may hold settings only (the store writes the job's
+    ``entries`` and ``validation`` there itself).
+    """
+    try:
+        return JobSettings.from_dict(doc)
+    except FieldError as exc:
+        raise Invalid(exc.where, exc.message) from None
 
 
 def get_job(*, session: Session, job_id: int, device: Device | None = None) -> Job:

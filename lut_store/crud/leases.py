@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from searchspace import NETWORK_KEY_PREFIX, Entry, EntryKeyError, parse_key
 from searchspace.fields import FieldError, check_stats
+from searchspace.provenance import holds_checked_fields, job_mismatches
 
 from ..errors import Conflict, Invalid, NotFound
 from ..models import Job, JobStatus, NetworkMeasurement, WorkItem, WorkStatus, utcnow
@@ -192,9 +193,25 @@ def upload_results(
     "job"``). When the upload leaves the job's entries complete and its
     validation networks all measured, the LUT's accuracy report is computed
     (:func:`refresh_job_accuracy`).
+
+    ``provenance`` says how the results were measured; the job keeps the
+    first it was given (keys added later are merged in). Once it holds the
+    checked fields (:data:`searchspace.provenance.CHECKED_FIELDS`), an
+    upload whose checked fields differ (less what identical devices differ
+    in, :func:`searchspace.provenance.job_mismatches`) is refused whole: a
+    :class:`Conflict` on ``provenance`` whose message names each field
+    (``provenance.runtime.threads: 1 != 2``); nothing of it is stored.
     """
     now = now or utcnow()
     _lock_job(session=session, job=job)
+    if provenance and holds_checked_fields(job.provenance):
+        diff = job_mismatches(job.provenance, provenance)
+        if diff:
+            raise Conflict(
+                "provenance",
+                "measured differently from the job's earlier results (a LUT never mixes settings): "
+                + "; ".join(f"provenance.{d}" for d in diff),
+            )
     was_complete = job.status == JobStatus.COMPLETE
     accepted = duplicates = networks = 0
     for i, result in enumerate(results):

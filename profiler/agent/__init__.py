@@ -35,9 +35,12 @@ Crashes and stops:
   never touch each other's outbox; a restarted agent takes the first free
   slot, that of the agent that died.
 
-A job says how it is measured in its ``options``: ``protocol`` (fields of
-:class:`profiler.protocol.ProtocolConfig`), ``xnnpack``, ``optimization``,
-``entries`` (a job restricted to some entries).
+A job says how it is measured in its settings
+(:class:`searchspace.jobs.JobSettings`, read by
+:func:`~profiler.agent.config.job_settings`): runtime, threads and, in its
+``options``, ``protocol`` (fields of :class:`profiler.protocol.ProtocolConfig`),
+``xnnpack``, ``optimization``, ``cache_mode``; ``options["entries"]``
+restricts a job to some entries.
 
 Validation networks: a job may hold work items of kind ``network`` (a whole
 architecture of the job's space, ``fields["arch"]``), spread among its

@@ -1,7 +1,8 @@
 """An agent's settings and which jobs it may serve: :class:`AgentConfig`, job matching, the errors.
 
 Pure functions of a job record as the server shows it (a dict) and the
-agent's configuration: :func:`runtime_for_job` builds the runtime a job asks
+agent's configuration: :func:`job_settings` reads the job's settings
+(:class:`searchspace.jobs.JobSettings`), :func:`runtime_for_job` builds the runtime a job asks
 for or refuses it (:class:`SettingsMismatch`) *before* anything is measured,
 :func:`earlier_mismatches` compares the checked provenance of a job's
 earlier uploads with this agent's, :func:`job_is_open` and friends read a
@@ -16,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from searchspace import ArchitectureError, SpaceSpec, validation_archs
+from searchspace.fields import FieldError
+from searchspace.jobs import JobSettings
+from searchspace.provenance import job_mismatches
 
 from ..protocol import PassReport, ProtocolConfig
-from ..provenance import mismatches
-from ..runtimes import CACHE_MODES, Runtime, canonical_runtime, make_runtime, with_cache_mode
+from ..runtimes import Runtime, canonical_runtime, make_runtime, with_cache_mode
 
 __all__ = [
     "AgentConfig",
@@ -30,6 +33,7 @@ __all__ = [
     "earlier_mismatches",
     "job_is_open",
     "job_protocol",
+    "job_settings",
     "runtime_for_job",
     "unmeasured_networks",
     "validation_open",
@@ -44,9 +48,21 @@ class SettingsMismatch(AgentError):
     """The job asks for runtime settings this agent does not measure with: refused before measuring."""
 
 
+def job_settings(job: dict[str, Any]) -> JobSettings:
+    """A job's settings (:class:`searchspace.jobs.JobSettings`), or :class:`SettingsMismatch` naming the bad one.
+
+    A job stored by an older server may hold option keys that are no
+    setting: they are passed over, as they always were.
+    """
+    try:
+        return JobSettings.from_dict(job, strict=False)
+    except FieldError as exc:
+        raise SettingsMismatch(f"job {job.get('id')}: its settings cannot be used: {exc}") from None
+
+
 def job_protocol(job: dict[str, Any]) -> ProtocolConfig:
     """The protocol a job asks for (``options["protocol"]``), default settings otherwise."""
-    given = (job.get("options") or {}).get("protocol") or {}
+    given = job_settings(job).protocol
     try:
         return ProtocolConfig(**given)
     except (TypeError, ValueError) as exc:
@@ -113,29 +129,25 @@ def runtime_for_job(job: dict[str, Any], config: AgentConfig, serial: str | None
     ``settings()`` are checked against the job's afterwards, so what is
     compared is what will actually be used.
     """
-    options = job.get("options") or {}
-    wanted = canonical_runtime(job.get("runtime"))
+    settings = job_settings(job)
+    wanted = settings.runtime_name
     problems: list[str] = []
-    if wanted is None:
-        raise SettingsMismatch(
-            f"job {job['id']}: runtime {job.get('runtime')!r} is not one an agent runs (ort, tflite, adb)"
-        )
     mine = canonical_runtime(config.runtime)
     if mine is not None and mine != wanted:
         problems.append(f"runtime: the job wants {wanted}, this agent runs {mine}")
-    job_threads = job.get("threads")
+    job_threads = settings.threads
     if config.threads is not None and job_threads is not None and config.threads != job_threads:
         problems.append(f"threads: the job wants {job_threads}, this agent runs {config.threads}")
     kwargs: dict[str, Any] = {"threads": config.threads or job_threads or 1}
     if wanted in ("tflite", "adb"):
-        job_x = options.get("xnnpack")
-        if config.xnnpack is not None and job_x is not None and bool(job_x) != config.xnnpack:
-            problems.append(f"xnnpack: the job wants {bool(job_x)}, this agent runs {config.xnnpack}")
-        kwargs["xnnpack"] = config.xnnpack if config.xnnpack is not None else bool(job_x if job_x is not None else True)
+        job_x = settings.xnnpack
+        if config.xnnpack is not None and job_x is not None and job_x != config.xnnpack:
+            problems.append(f"xnnpack: the job wants {job_x}, this agent runs {config.xnnpack}")
+        kwargs["xnnpack"] = config.xnnpack if config.xnnpack is not None else (job_x if job_x is not None else True)
     elif config.xnnpack is not None:
         problems.append("xnnpack: only LiteRT and adb jobs have an XNNPACK setting")
     if wanted == "ort":
-        job_o = options.get("optimization")
+        job_o = settings.optimization
         if config.optimization is not None and job_o is not None and job_o != config.optimization:
             problems.append(f"optimization: the job wants {job_o}, this agent runs {config.optimization}")
         kwargs["optimization"] = config.optimization or job_o or "all"
@@ -147,15 +159,12 @@ def runtime_for_job(job: dict[str, Any], config: AgentConfig, serial: str | None
             kwargs["serial"] = serial
     if problems:
         raise SettingsMismatch(f"job {job['id']} refused before measuring: " + "; ".join(problems))
-    mode = options.get("cache_mode", "warm")  # jobs made before cache modes existed ran warm
-    if mode not in CACHE_MODES:
-        raise SettingsMismatch(f"job {job['id']}: unknown cache mode {mode!r}; known: {', '.join(CACHE_MODES)}")
     try:
-        runtime = with_cache_mode(make_runtime(wanted, **kwargs), mode)
+        runtime = with_cache_mode(make_runtime(wanted, **kwargs), settings.measured_cache_mode)
     except ValueError as exc:
         raise SettingsMismatch(f"job {job['id']} refused before measuring: {exc}") from None
     actual = runtime.settings()
-    checks = {"threads": job_threads, "xnnpack": options.get("xnnpack"), "optimization": options.get("optimization")}
+    checks = {"threads": job_threads, "xnnpack": settings.xnnpack, "optimization": settings.optimization}
     for name, value in checks.items():
         if value is not None and name in actual and actual[name] != value:
             problems.append(f"{name}: the job wants {value!r}, the runtime reports {actual[name]!r}")
@@ -164,16 +173,10 @@ def runtime_for_job(job: dict[str, Any], config: AgentConfig, serial: str | None
     return runtime
 
 
-def earlier_mismatches(earlier: dict[str, Any], mine: dict[str, Any]) -> list[str]:
-    """Checked provenance fields in which a job's earlier uploads and this agent's differ.
-
-    What differs between identical devices sharing a job is not compared: a
-    phone's serial, and for adb the host that drives the phone.
-    """
-    ignore = ["runtime.phone.serial"]
-    if (mine.get("runtime") or {}).get("runtime") == "adb":
-        ignore.append("host")
-    return mismatches(earlier, mine, ignore=ignore)
+#: Checked provenance fields in which a job's earlier uploads and this agent's differ, less what differs
+#: between identical devices sharing a job (a phone's serial; for adb the host driving it). The store runs
+#: the same check on every upload (:func:`searchspace.provenance.job_mismatches`).
+earlier_mismatches = job_mismatches
 
 
 def validation_open(job: dict[str, Any]) -> int:

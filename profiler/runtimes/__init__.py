@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from searchspace.jobs import RUNTIME_ALIASES, canonical_runtime, default_cache_mode
+
 from .adb import AdbRuntime
 from .base import Loaded, Runtime, RuntimeUnavailable
-from .coldcache import CACHE_MODES, DEFAULT_CACHE_MODES, ColdCacheRuntime, cache_mode_of, warm_runtime, with_cache_mode
+from .coldcache import CACHE_MODES, ColdCacheRuntime, cache_mode_of, warm_runtime, with_cache_mode
 from .litert import LiteRTRuntime
 from .ort import OrtRuntime
 
@@ -44,28 +46,6 @@ __all__ = [
 
 #: Runtime name -> its class, as :func:`make_runtime` finds it.
 RUNTIMES: dict[str, type[Runtime]] = {"ort": OrtRuntime, "tflite": LiteRTRuntime, "adb": AdbRuntime}
-
-#: A job's ``runtime`` as people write it → a runtime's name.
-RUNTIME_ALIASES = {
-    "ort": "ort",
-    "onnxruntime": "ort",
-    "onnx": "ort",
-    "tflite": "tflite",
-    "litert": "tflite",
-    "ai-edge-litert": "tflite",
-    "adb": "adb",
-    "android": "adb",
-}
-
-
-def canonical_runtime(name: str | None) -> str | None:
-    """``ort``, ``tflite`` or ``adb`` for a runtime name or alias (case-insensitive); None when unknown."""
-    return None if name is None else RUNTIME_ALIASES.get(name.strip().lower())
-
-
-def default_cache_mode(runtime: str) -> str:
-    """The cache mode LUTs of ``runtime`` (``ort``, ``tflite``, ``adb``; ``onnxruntime`` too) default to."""
-    return DEFAULT_CACHE_MODES.get(canonical_runtime(runtime) or runtime, "warm")
 
 
 def make_runtime(

@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from searchspace.jobs import CACHE_MODES, DEFAULT_CACHE_MODES
+
 from .base import Loaded, Runtime
 
 __all__ = [
@@ -59,14 +61,6 @@ __all__ = [
     "with_cache_mode",
 ]
 
-#: ``warm``: entries timed run after run (caches hot); ``cold``: the caches evicted before every run;
-#: ``l2``: the L2 evicted before every run (the last-level cache kept).
-CACHE_MODES = ("warm", "cold", "l2")
-#: The cache mode a runtime's LUTs are measured in unless told otherwise: the one whose raw sums
-#: predicted whole FBNet-224 networks better here (``python bench/accuracy.py``, README): LiteRT's
-#: blocks timed warm ran ~15% faster than inside a network, with the L2 evicted ~6%; onnxruntime's
-#: warm blocks were within ±10% of every network, with the L2 evicted ~18% too slow.
-DEFAULT_CACHE_MODES: dict[str, str] = {"ort": "warm", "tflite": "l2", "adb": "warm"}
 #: The keys the wrapper adds to a runtime's ``settings()``: how entries were measured, not by what.
 MODE_SETTINGS = ("cache_mode", "cache_flush_bytes", "last_level_cache_bytes")
 #: One core's L2 assumed where the system does not say.

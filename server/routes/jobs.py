@@ -21,21 +21,27 @@ router = APIRouter(tags=["jobs"], responses=error_responses(401, 403, 404, 422))
 def create_job(body: JobCreate, device: WritableDevice, session: WriteSessionDep) -> JobPublic:
     """A profiling job whose work items are the distinct entries of the space, and any validation networks.
 
+    ``runtime``, ``threads`` and ``options`` are the job's settings; one the
+    agents could not use (an unknown runtime, cache mode, protocol field...)
+    is refused with 422 naming it.
+
     ``validation`` adds whole networks (``archs`` named, ``n`` drawn with
     ``seed``) as work items spread among the entries: the agents measure them
     in the same batches, and the server computes the LUT's accuracy when the
     entries are complete and the networks measured. The job's status and its
     LUT depend on the entries only.
     """
+    try:
+        settings = body.settings()
+    except crud.Invalid as exc:
+        raise ApiError(422, body_loc(exc.field), exc.message) from None
     spec = resolve_space(body.space, body.resolution)
     try:
         job = crud.create_job(
             session=session,
             device=device,
             spec=spec,
-            runtime=body.runtime,
-            threads=body.threads,
-            options=body.options,
+            settings=settings,
             lease_seconds=body.lease_seconds,
             max_attempts=body.max_attempts,
             entries=body.entries,

@@ -7,8 +7,19 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from lut_store.crud import MAX_VALIDATION_NETWORKS, MAX_VALIDATION_SEED
-from searchspace import DEFAULT_NETWORKS
+from lut_store.crud import job_settings
+from searchspace.jobs import (
+    CACHE_MODES,
+    MAX_RUNTIME_NAME,
+    MAX_THREADS,
+    OPTIMIZATION_LEVELS,
+    PROTOCOL_FIELDS,
+    RUNTIME_ALIASES,
+    RUNTIMES,
+    SETTING_OPTIONS,
+    JobSettings,
+)
+from searchspace.validation import DEFAULT_NETWORKS, MAX_VALIDATION_NETWORKS, MAX_VALIDATION_SEED
 
 from .common import JsonDict, Strict
 
@@ -42,13 +53,26 @@ class ValidationPlanIn(Strict):
 
 
 class JobCreate(Strict):
-    """A profiling job: its work items are the distinct entries of the space."""
+    """A profiling job: its work items are the distinct entries of the space.
+
+    ``runtime``, ``threads`` and ``options`` are the job's settings
+    (:class:`searchspace.jobs.JobSettings`, read by :meth:`settings`): a
+    value the agents could not use is refused with 422 naming the field
+    (``["body", "options", "cache_mode"]``).
+    """
 
     space: str | JsonDict = Field("fbnet", description="a built-in space name, or a spec (see searchspace.spec)")
     resolution: Annotated[int, Field(ge=8, le=4096)] | None = None
-    runtime: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "onnxruntime"
-    threads: Annotated[int, Field(ge=1, le=1024)] | None = None
-    options: JsonDict = Field(default_factory=dict)
+    runtime: Annotated[str, StringConstraints(min_length=1, max_length=MAX_RUNTIME_NAME)] = Field(
+        "onnxruntime", description=f"{', '.join(RUNTIMES)} or an alias ({', '.join(RUNTIME_ALIASES)})"
+    )
+    threads: Annotated[int, Field(ge=1, le=MAX_THREADS)] | None = None
+    options: JsonDict = Field(
+        default_factory=dict,
+        description=f"the job's settings, each optional: {', '.join(SETTING_OPTIONS)} (protocol: fields of the "
+        f"measurement protocol, {', '.join(PROTOCOL_FIELDS)}; cache_mode: {', '.join(CACHE_MODES)}; optimization "
+        f"(onnxruntime): {', '.join(OPTIMIZATION_LEVELS)}; xnnpack (LiteRT, adb): true or false)",
+    )
     lease_seconds: Annotated[float, Field(gt=0, le=86400, allow_inf_nan=False)] = 300.0
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
     entries: (
@@ -60,6 +84,10 @@ class JobCreate(Strict):
         description="validation networks measured by the job's agents beside the entries (a restricted job "
         "measures their entries too); the server computes the LUT's accuracy when all are done",
     )
+
+    def settings(self) -> JobSettings:
+        """The job's settings, checked: :class:`lut_store.errors.Invalid` names a bad one (``options.cache_mode``)."""
+        return job_settings({"runtime": self.runtime, "threads": self.threads, "options": self.options})
 
 
 class Progress(BaseModel):
