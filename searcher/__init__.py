@@ -8,6 +8,7 @@ the result), :mod:`searcher.report` (cost, plots, cross-device tables).
 Imports torch; reaches the server only over HTTP.
 """
 
+from .config import SearchConfig, resolve_device
 from .data import ImageFolderDataset, TensorDataset, load_image_folder, proxy_task
 from .loss import LatencyLoss, resolve_unit_ms
 from .lut import (
@@ -23,7 +24,7 @@ from .lut import (
     synthetic_table,
 )
 from .report import cross_latencies, network_cost, write_plots
-from .search import SearchConfig, Searcher, SearchInterrupted, resolve_device
+from .search import Searcher, SearchInterrupted
 from .supernet import MixedOp, SuperNet, gumbel_softmax, scale_space
 
 __all__ = [

@@ -20,7 +20,6 @@ reaches the same ``theta`` as an uninterrupted run with the same seed.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -36,6 +35,7 @@ from torch.utils.data import Dataset
 
 from searchspace import LatencyTable, SpaceSpec
 
+from .config import SearchConfig, resolve_device
 from .data import iterate_batches, split_indices
 from .loss import LatencyLoss, resolve_unit_ms
 from .lut import LatencyModel, LutSource, calibrated_latency, check_complete
@@ -56,69 +56,6 @@ CHECKPOINT = "checkpoint.pt"
 
 class SearchInterrupted(RuntimeError):
     """Raised by a callback to stop a search after a checkpoint (e.g. in tests)."""
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """Every setting of a search; FBNet's values are the defaults.
-
-    ``target_ms`` switches to the target form of the loss and
-    ``latency_unit_ms`` (None: auto) sets the unit of the log form (see
-    :mod:`searcher.loss`). ``weight_fraction`` of the training set trains the
-    weights, the rest ``theta``. ``width_mult`` narrows the super net (the LUT
-    still prices the full-width network); ``max_steps`` caps the steps per
-    phase and epoch; ``samples`` is K, the architectures drawn from ``P_theta``
-    for the result. ``amp`` applies on CUDA only (bf16 where supported, else
-    fp16 with a gradient scaler).
-    """
-
-    epochs: int = 90
-    warmup_epochs: int = 10
-    batch_size: int = 64
-    alpha: float = 0.2
-    beta: float = 0.6
-    target_ms: float | None = None
-    latency_unit_ms: float | None = None
-    tau0: float = 5.0
-    tau_decay: float = 0.045
-    weight_lr: float = 0.1
-    weight_momentum: float = 0.9
-    weight_decay: float = 1e-4
-    theta_lr: float = 0.01
-    theta_decay: float = 5e-4
-    weight_fraction: float = 0.8
-    width_mult: float = 1.0
-    max_steps: int | None = None
-    samples: int = 8
-    seed: int = 0
-    device_type: str = "auto"
-    amp: bool = True
-    workers: int = 0
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError("epochs must be >= 1")
-        if not 0 <= self.warmup_epochs:
-            raise ValueError("warmup_epochs must be >= 0")
-        if not 0 < self.weight_fraction < 1:
-            raise ValueError("weight_fraction must lie in (0, 1)")
-
-    def fingerprint(self) -> str:
-        """A hash of the settings that shape the trajectory (what a resumed run must share)."""
-        data = asdict(self)
-        for volatile in ("workers", "samples"):
-            data.pop(volatile)
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def resolve_device(device_type: str) -> torch.device:
-    """``auto``: CUDA when available, else CPU; or ``cpu`` / ``cuda`` / ``cuda:N`` as asked."""
-    if device_type == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device_type)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device-type cuda: CUDA is not available here")
-    return device
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:

@@ -4,12 +4,12 @@ Pure Python: importing this package never imports torch. The torch builders
 live in :mod:`searchspace.modules`.
 """
 
+from .builtin import BUILTIN_SPACES, fbnet_space, load_space
 from .entries import OPS, Entry, EntryKeyError, parse_key
 from .jobs import JobSettings
 from .lutfile import LatencyTable, LutFileError, MissingEntries
 from .ops import FBNET_CANDIDATES, Candidate, parse_candidate
 from .spec import (
-    BUILTIN_SPACES,
     NAMED_ARCHITECTURES,
     Architecture,
     ArchitectureError,
@@ -19,8 +19,6 @@ from .spec import (
     SpecError,
     StageSpec,
     StemSpec,
-    fbnet_space,
-    load_space,
 )
 from .validation import (
     DEFAULT_NETWORKS,

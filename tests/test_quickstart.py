@@ -115,3 +115,27 @@ def test_the_summary_tables_render_the_lut_show_summaries() -> None:
     noise = next(line for line in text.splitlines() if "│ onnxruntime" in line)
     s = lut_summary(table)
     assert f"│ {s['entries']} " in noise and "│ 12.5 " in noise and "│ 7 " in noise and "4.0%" in noise
+
+
+def test_serving_stops_on_a_signal_or_when_the_server_exits() -> None:
+    """--serve waits with handlers of its own: SIGTERM (or Ctrl-C) ends the wait, as does the server's exit."""
+    import threading
+
+    from hwlut.cli.supervisor import until_signalled
+
+    before = signal.getsignal(signal.SIGTERM)
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        started = time.monotonic()
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        with until_signalled(server):
+            pass
+        assert time.monotonic() - started < 10 and server.poll() is None
+        assert signal.getsignal(signal.SIGTERM) is before
+    finally:
+        server.kill()
+        server.wait()
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    with until_signalled(done):
+        pass
+    assert done.returncode == 0

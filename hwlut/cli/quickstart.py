@@ -25,7 +25,6 @@ running afterwards.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
@@ -42,7 +41,7 @@ from searchspace.validation import DEFAULT_NETWORKS, MAX_VALIDATION_NETWORKS
 
 from .console import out_console
 from .quickstart_view import QuickHooks, Run, accuracy_summary, phase_line, summary
-from .supervisor import local_server
+from .supervisor import local_server, until_signalled
 
 __all__ = [
     "FULL_NETWORKS",
@@ -156,11 +155,10 @@ def quickstart(
         console.print(f"server: {url} (database {home / 'hwlut.db'}, log {home / 'quickstart-server.log'})")
         run(url, admin)
         if serve:
-            console.print(
-                f"\nThe server keeps running on {url} (Ctrl-C stops it). Admin token of this session:\n  {admin}"
-            )
-            with contextlib.suppress(KeyboardInterrupt):
-                proc.wait()
+            with until_signalled(proc):
+                console.print(
+                    f"\nThe server keeps running on {url} (Ctrl-C stops it). Admin token of this session:\n  {admin}"
+                )
     finally:
         ctx.__exit__(None, None, None)
 

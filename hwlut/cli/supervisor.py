@@ -11,15 +11,17 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["free_port", "local_server"]
+__all__ = ["free_port", "local_server", "until_signalled"]
 
 
 def free_port() -> int:
@@ -76,3 +78,24 @@ def local_server(
                 proc.kill()
                 proc.wait()
         log.close()
+
+
+@contextlib.contextmanager
+def until_signalled(proc: subprocess.Popen) -> Iterator[None]:
+    """Run the block, then wait until ``proc`` exits or Ctrl-C / SIGTERM arrives.
+
+    The handlers are this function's own, set before the block runs (so a
+    signal right after what the block prints is not lost) and restored
+    after: the wait does not rely on Python's default SIGINT handler, which
+    a library loaded earlier in the process may have replaced.
+    """
+    stop = threading.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in signals}
+    try:
+        yield
+        while not stop.is_set() and proc.poll() is None:
+            stop.wait(0.2)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
