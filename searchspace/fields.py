@@ -24,7 +24,10 @@ __all__ = [
     "FieldError",
     "StatField",
     "check_latency",
+    "check_probability",
     "check_stats",
+    "is_finite_number",
+    "is_whole",
 ]
 
 #: The largest latency accepted anywhere (µs): 100 s.
@@ -39,9 +42,19 @@ class FieldError(ValueError):
         self.where, self.message = where, message
 
 
+def is_whole(value: Any) -> bool:
+    """An ``int`` that is no ``bool``."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_finite_number(value: Any) -> bool:
+    """A finite ``int`` or ``float`` that is no ``bool``."""
+    return (is_whole(value) or isinstance(value, float)) and math.isfinite(value)
+
+
 def check_latency(value: Any, where: str) -> float:
     """A finite, non-negative, plausible latency in µs, or :class:`FieldError` naming ``where``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not (is_whole(value) or isinstance(value, float)):
         raise FieldError(where, f"expected a number of µs, got {value!r}")
     if not math.isfinite(value) or value < 0 or value > MAX_LATENCY_US:
         raise FieldError(where, f"expected a finite latency in 0..{MAX_LATENCY_US:g} µs, got {value!r}")
@@ -49,19 +62,20 @@ def check_latency(value: Any, where: str) -> float:
 
 
 def _count(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or value > 2**31 - 1:
+    if not is_whole(value) or value < 1 or value > 2**31 - 1:
         raise FieldError(where, f"expected a whole number of samples >= 1, got {value!r}")
     return value
 
 
 def _ratio(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    if not is_finite_number(value) or value < 0:
         raise FieldError(where, f"expected a finite ratio >= 0, got {value!r}")
     return float(value)
 
 
-def _probability(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+def check_probability(value: Any, where: str) -> float:
+    """A probability strictly between 0 and 1 (a confidence level), or :class:`FieldError` naming ``where``."""
+    if not is_finite_number(value) or not 0 < value < 1:
         raise FieldError(where, f"expected a probability between 0 and 1, got {value!r}")
     return float(value)
 
@@ -105,7 +119,7 @@ _FIELDS = (
     StatField("ci_high", "us", "upper bound of the median's confidence interval", check_latency, nullable=True),
     StatField("ci_half_width", "us", "half the interval's width", check_latency, nullable=True),
     StatField("ci_rel", "ratio", "half-width over the median", _ratio, nullable=True),
-    StatField("confidence", "probability", "the interval's confidence level", _probability),
+    StatField("confidence", "probability", "the interval's confidence level", check_probability),
     StatField("stop_reason", "text", "why measuring stopped: ci, cap, ...", _reason),
 )
 

@@ -29,13 +29,12 @@ fields (:data:`PROTOCOL_FIELDS`, those of :class:`profiler.protocol.ProtocolConf
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from .fields import FieldError
+from .fields import FieldError, check_probability, is_finite_number, is_whole
 
 __all__ = [
     "CACHE_MODES",
@@ -93,24 +92,16 @@ def default_cache_mode(runtime: str) -> str:
     return DEFAULT_CACHE_MODES.get(canonical_runtime(runtime) or runtime, "warm")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
-
-
 def _count(low: int) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
-        return None if _is_int(value) and value >= low else f"expected a whole number >= {low}, got {value!r}"
+        return None if is_whole(value) and value >= low else f"expected a whole number >= {low}, got {value!r}"
 
     return check
 
 
 def _seconds(*, positive: bool) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
-        if _is_number(value) and (value > 0 if positive else value >= 0):
+        if is_finite_number(value) and (value > 0 if positive else value >= 0):
             return None
         return f"expected a finite number of seconds {'> 0' if positive else '>= 0'}, got {value!r}"
 
@@ -118,15 +109,19 @@ def _seconds(*, positive: bool) -> Callable[[Any], str | None]:
 
 
 def _positive(value: Any) -> str | None:
-    return None if _is_number(value) and value > 0 else f"expected a finite number > 0, got {value!r}"
+    return None if is_finite_number(value) and value > 0 else f"expected a finite number > 0, got {value!r}"
 
 
 def _probability(value: Any) -> str | None:
-    return None if _is_number(value) and 0 < value < 1 else f"expected a number in (0, 1), got {value!r}"
+    try:
+        check_probability(value, "confidence")
+    except FieldError as exc:
+        return exc.message
+    return None
 
 
 def _any_int(value: Any) -> str | None:
-    return None if _is_int(value) else f"expected a whole number, got {value!r}"
+    return None if is_whole(value) else f"expected a whole number, got {value!r}"
 
 
 def _bool(value: Any) -> str | None:
@@ -183,7 +178,7 @@ class JobSettings:
                 f"runtime {self.runtime!r} is not one an agent runs; known: {', '.join(RUNTIMES)} "
                 f"(or {', '.join(a for a in RUNTIME_ALIASES if a not in RUNTIMES)})",
             )
-        if self.threads is not None and not (_is_int(self.threads) and 1 <= self.threads <= MAX_THREADS):
+        if self.threads is not None and not (is_whole(self.threads) and 1 <= self.threads <= MAX_THREADS):
             raise FieldError("threads", f"expected a whole number from 1 to {MAX_THREADS}, got {self.threads!r}")
         if not isinstance(self.protocol, Mapping):
             raise FieldError("options.protocol", "expected an object of protocol fields")

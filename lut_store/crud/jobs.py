@@ -24,7 +24,7 @@ from searchspace import (
     parse_key,
     validation_archs,
 )
-from searchspace.fields import FieldError
+from searchspace.fields import FieldError, is_whole
 from searchspace.jobs import JobSettings
 from searchspace.validation import MAX_VALIDATION_NETWORKS, MAX_VALIDATION_SEED
 
@@ -60,18 +60,14 @@ def get_or_create_space(*, session: Session, spec: SpaceSpec) -> Space:
     return space
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def validation_networks(spec: SpaceSpec, *, n: Any, seed: Any, archs: Any, where: str) -> tuple[list[str], int]:
     """The plan's networks (named first, then ``n`` drawn with ``seed``) and how many were named.
 
     Errors are :class:`Invalid` naming ``{where}n``, ``{where}seed`` or ``{where}archs[i]``.
     """
-    if not _is_int(n) or not 0 <= n <= MAX_VALIDATION_NETWORKS:
+    if not is_whole(n) or not 0 <= n <= MAX_VALIDATION_NETWORKS:
         raise Invalid(f"{where}n", f"expected an integer from 0 to {MAX_VALIDATION_NETWORKS}, got {n!r}")
-    if not _is_int(seed) or not 0 <= seed <= MAX_VALIDATION_SEED:
+    if not is_whole(seed) or not 0 <= seed <= MAX_VALIDATION_SEED:
         raise Invalid(f"{where}seed", f"expected an integer from 0 to {MAX_VALIDATION_SEED}, got {seed!r}")
     if isinstance(archs, str) or not isinstance(archs, Sequence):
         raise Invalid(f"{where}archs", "expected a list of architectures")
