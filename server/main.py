@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from lut_store import Store, head_revision
 
+from . import dashboard
 from .cache import LutCache
 from .errors import BodySizeLimit, document_body_limit, install_error_handlers
 from .fastpath import CachedEntries
@@ -35,6 +36,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None, 
         version="1",
         summary="Device latency lookup tables (latencies in µs).",
         lifespan=lifespan,
+        docs_url=None,  # served by the dashboard from the package's own assets (no CDN)
+        redoc_url=None,
     )
     app.state.store = store
     app.state.settings = settings
@@ -52,4 +55,5 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None, 
     for module in (luts, accuracy, devices, jobs, leases):  # the hot read routes first: matched in order
         app.include_router(module.router)
     app.include_router(leases.identity)
+    dashboard.mount(app)
     return app
