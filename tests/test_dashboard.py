@@ -45,7 +45,7 @@ PROVENANCE = {
 
 
 def cost_us(entry: Entry, device: str) -> float:
-    """A latency per entry: its multiply-adds at a device's speed; ``beta`` has fast 1x1 convolutions (strided skips)."""
+    """A latency per entry from its multiply-adds; ``beta`` has fast 1x1 convolutions (strided skips)."""
     e = entry
     hidden = e.cin * e.expansion
     macs = e.h * e.w * (e.cin * hidden / e.groups + hidden * e.kernel**2 + hidden * e.cout / e.groups) / e.stride**2
@@ -230,9 +230,10 @@ def test_lut_page_heatmap_fixed_accuracy_downloads(page: Any, data: dict[str, An
     codes = {link.rsplit("=", 1)[1]: httpx.get(link).status_code for link in links}
     assert codes["hwlut"] == codes["csv"] == 200 and set(codes.values()) <= {200, 409}
     downloaded = LatencyTable.from_dict(httpx.get(links[0]).json())
-    assert downloaded.entries[SPACE.layers[0].entry("k3_e1").key]["median"] == stats(
-        SPACE.layers[0].entry("k3_e1"), "alpha"
-    )["median"]
+    assert (
+        downloaded.entries[SPACE.layers[0].entry("k3_e1").key]["median"]
+        == stats(SPACE.layers[0].entry("k3_e1"), "alpha")["median"]
+    )
 
 
 def test_job_progress_changes_while_an_agent_uploads(page: Any, data: dict[str, Any]) -> None:
@@ -278,8 +279,8 @@ def test_jobs_page_lists_the_running_job_first(page: Any, data: dict[str, Any]) 
 
 def test_api_docs_load_without_a_cdn(page: Any, data: dict[str, Any]) -> None:
     visit(page, data["url"], "/docs")
-    page.locator(".swagger-ui .information-container h2").wait_for()
-    assert "hwlut" in page.locator(".swagger-ui .information-container h2").inner_text()
+    page.locator(".swagger-ui .info .title").wait_for()
+    assert "hwlut" in page.locator(".swagger-ui .info .title").inner_text()
     visit(page, data["url"], "/redoc")
     page.get_by_text("Device latency lookup tables").first.wait_for()
 

@@ -15,6 +15,7 @@ from . import export as export_cmd
 from . import job as job_cmd
 from . import lut as lut_cmd
 from . import measure as measure_cmd
+from . import plot as plot_cmd
 from . import profile as profile_cmd
 from . import quickstart as quickstart_cmd
 from . import search as search_cmd
@@ -42,6 +43,7 @@ app.add_typer(lut_cmd.query_app, name="query")
 app.command("profile")(profile_cmd.profile)
 app.command("measure-arch")(measure_cmd.measure_arch)
 app.command("validate")(validate_cmd.validate)
+app.add_typer(plot_cmd.app, name="plot")
 
 
 def main() -> None:
