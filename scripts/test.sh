@@ -46,6 +46,11 @@ if [ -z "${HWLUT_TEST_POSTGRES_URL:-}" ]; then
     start_postgres
 fi
 
+# Chromium for the dashboard's browser tests (Playwright drives Debian's chromium: its own download is not used).
+if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?
