@@ -24,12 +24,15 @@ from .provenance import mismatches
 
 __all__ = [
     "CONDITION_FIELDS",
+    "REFERENCE_NETWORKS",
     "Comparison",
     "Heatmap",
+    "History",
     "Scatter",
     "accuracy_scatter",
     "compare",
     "heatmap",
+    "history",
     "render_png",
 ]
 
@@ -184,6 +187,58 @@ def accuracy_scatter(report: Mapping[str, Any]) -> Scatter:
     figures = {k: report[k] for k in ("raw", "overhead", "calibrated") if isinstance(report.get(k), Mapping)}
     intervals = report.get("intervals") if isinstance(report.get("intervals"), Mapping) else {}
     return Scatter(series, figures, report.get("verdict"), intervals or {})
+
+
+#: The networks whose LUT sums a device's history follows (FBNet's own, by name: ``SpaceSpec.decode``).
+REFERENCE_NETWORKS = ("fbnet-a", "fbnet-b", "fbnet-c")
+
+
+@dataclass(frozen=True)
+class History:
+    """A device's LUTs in time order and each one's sum (ms) for the reference networks.
+
+    ``sums[name][i]`` is LUT ``labels[i]``'s sum for network ``name`` (None
+    when the LUT cannot price it: another space, a missing entry); ``steps``
+    the indices ``i`` where a sum moved by more than ``step_pct`` from the LUT
+    before it, or the measurement conditions changed (``changes[i]``).
+    """
+
+    labels: tuple[str, ...]
+    times: tuple[str, ...]
+    sums: dict[str, tuple[float | None, ...]]
+    changes: tuple[tuple[str, ...], ...]
+    steps: tuple[int, ...]
+    step_pct: float
+
+
+def _network_ms(table: LatencyTable, name: str) -> float | None:
+    try:
+        return table.network_latency(name) / 1000.0
+    except (KeyError, ValueError):  # a missing entry, or a space without this network
+        return None
+
+
+def history(
+    luts: Sequence[tuple[str, str, LatencyTable]],
+    *,
+    networks: Sequence[str] = REFERENCE_NETWORKS,
+    step_pct: float = 5.0,
+) -> History:
+    """``(label, time, table)`` of one device's LUTs, oldest first, as a :class:`History`."""
+    sums = {name: tuple(_network_ms(t, name) for _, _, t in luts) for name in networks}
+    changes: list[tuple[str, ...]] = [()]
+    steps = []
+    for i in range(1, len(luts)):
+        changes.append(tuple(mismatches(luts[i - 1][2].provenance, luts[i][2].provenance, fields=CONDITION_FIELDS)))
+        moved = any(
+            a is not None and b is not None and abs(b / a - 1) * 100 > step_pct
+            for a, b in ((sums[n][i - 1], sums[n][i]) for n in networks)
+        )
+        if moved or changes[i]:
+            steps.append(i)
+    return History(
+        tuple(x for x, _, _ in luts), tuple(x for _, x, _ in luts), sums, tuple(changes), tuple(steps), step_pct
+    )
 
 
 def _heatmap_axes(fig: Any, ax: Any, hm: Heatmap, grid: Any, label: str, cmap: str, fmt: str, **norm: Any) -> None:

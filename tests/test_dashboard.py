@@ -42,6 +42,11 @@ PROVENANCE = {
     "beta": {"runtime": {"runtime": "onnxruntime", "runtime_version": "1.22.0", "threads": 4, "cache_mode": "warm"},
              "host": {"cpu_model": "Test CPU B", "machine": "x86_64", "governor": "schedutil", "affinity": [0, 1]}},
 }  # fmt: skip
+#: beta's first LUT, measured before a runtime upgrade (and 1.5x slower)
+PROVENANCE["beta-old"] = {
+    **PROVENANCE["beta"],
+    "runtime": {**PROVENANCE["beta"]["runtime"], "runtime_version": "1.21.0"},
+}
 
 
 def cost_us(entry: Entry, device: str) -> float:
@@ -50,8 +55,10 @@ def cost_us(entry: Entry, device: str) -> float:
     hidden = e.cin * e.expansion
     macs = e.h * e.w * (e.cin * hidden / e.groups + hidden * e.kernel**2 + hidden * e.cout / e.groups) / e.stride**2
     us = 3.0 + macs / 2e4
-    if device == "beta":
+    if device in ("beta", "beta-old"):
         us *= 0.2 if e.op == "skip" and (e.cin != e.cout or e.stride != 1) else 1.3
+    if device == "beta-old":
+        return round(cost_us(entry, "beta") * 1.5, 3)
     return round(us, 3)
 
 
@@ -132,6 +139,10 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         for device in ("alpha", "beta"):
             token = admin.create_device(device, hardware={"cpu": PROVENANCE[device]["host"]["cpu_model"]})["token"]
             with HwlutClient(live.url, token=token) as agent:
+                if device == "beta":  # an older LUT, before a runtime upgrade: the history's first point
+                    old = agent.create_job(device, resolution=32, runtime="onnxruntime")["id"]
+                    assert _measure(agent, old, "beta-old", 1000) == len(SPACE.distinct_entries())
+                    out["beta-old"] = old
                 job = agent.create_job(device, resolution=32, runtime="onnxruntime")
                 assert _measure(agent, job["id"], device, 1000) == len(SPACE.distinct_entries())
                 out[device] = job["id"]
@@ -199,7 +210,8 @@ def test_devices_page(page: Any, data: dict[str, Any]) -> None:
         assert "onnxruntime" in section.locator(".runtimes").inner_text()
         assert f"agent-{device}" in section.locator(".agent").inner_text()
     assert "1 complete" in page.locator("section[data-device=alpha] .luts").inner_text()
-    assert "1 partial" in page.locator("section[data-device=beta] .luts").inner_text()
+    luts = page.locator("section[data-device=beta] .luts").inner_text()
+    assert "1 partial" in luts and "2 complete" in luts
 
 
 def test_lut_page_heatmap_fixed_accuracy_downloads(page: Any, data: dict[str, Any]) -> None:
@@ -271,6 +283,20 @@ def test_compare_page_names_the_layers_whose_fastest_differs(page: Any, data: di
     assert rho.count() == 22
 
 
+def test_history_marks_the_runtime_upgrade(page: Any, data: dict[str, Any]) -> None:
+    visit(page, data["url"], "/devices/beta/history")
+    rows = page.locator("#history tr[data-lut]")
+    assert rows.evaluate_all("rs => rs.map(r => r.dataset.lut)") == [str(data["beta-old"]), str(data["beta"])]
+    for network in ("fbnet-a", "fbnet-b", "fbnet-c"):
+        shown = rows.locator(f"td[data-network={network}]").evaluate_all("cs => cs.map(c => +c.dataset.value)")
+        entries = SPACE.entries_of(network)
+        want = [sum(cost_us(e, d) for e in entries) / 1000 for d in ("beta-old", "beta")]
+        assert shown == pytest.approx(want)
+    assert rows.nth(1).get_attribute("class") == "step"
+    assert "runtime.runtime_version: '1.21.0' != '1.22.0'" in rows.nth(1).inner_text()
+    assert page.locator("#history-chart polyline").count() == 3
+
+
 def test_jobs_page_lists_the_running_job_first(page: Any, data: dict[str, Any]) -> None:
     visit(page, data["url"], "/jobs")
     first = page.locator("#jobs tr[data-job]").first
@@ -293,8 +319,30 @@ def test_a_fresh_server_says_what_to_do_next(page: Any, tmp_path: Path) -> None:
         for path, hint in (("/", "hwlut device add"), ("/jobs", "hwlut job create"), ("/compare", "register two")):
             assert visit(page, live.url, path).status == 200
             assert hint in page.locator("#empty").inner_text()
+        with HwlutClient(live.url, token=ADMIN) as admin:
+            admin.create_device("fresh")
+        visit(page, live.url, "/")
+        assert "hwlut job create --device fresh" in page.locator("section[data-device=fresh]").inner_text()
+        assert visit(page, live.url, "/devices/fresh/history").status == 200
+        assert "no complete LUT yet" in page.locator("#empty").inner_text()
+        assert visit(page, live.url, "/devices/fresh/luts/latest").status == 404
+        assert "hwlut job create --device fresh" in page.locator("#empty").inner_text()
         assert visit(page, live.url, "/devices/ghost/luts/latest").status == 404
         assert "ghost" in page.locator("#empty").inner_text()
     finally:
         live.stop()
         store.dispose()
+
+
+def test_openapi_examples_are_valid_requests() -> None:
+    """The main request schemas carry examples (shown by /docs and /redoc), and each is accepted as it stands."""
+    from server.schemas import DeviceCreate, JobCreate
+
+    schemas = create_app(Settings(), store=Store("sqlite://"), check_schema=False).openapi()["components"]["schemas"]
+    for model in (DeviceCreate, JobCreate):
+        examples = schemas[model.__name__]["examples"]
+        assert examples
+        for example in examples:
+            model.model_validate(example)
+    for example in schemas["JobCreate"]["examples"]:
+        JobCreate.model_validate(example).settings()

@@ -22,7 +22,7 @@ from searchspace import figures
 
 from ..deps import LutCacheDep, ReaderDep, SessionDep, StoreDep
 from .queries import condition_values, device_views, job_view, load_table, lut_accuracy
-from .svg import ratio_colour, scale_colour, scatter_svg
+from .svg import history_svg, ratio_colour, scale_colour, scatter_svg
 
 __all__ = ["FORMATS", "router", "templates"]
 
@@ -94,6 +94,21 @@ def lut_page(
         "active": "devices",
     }
     return _page(request, "lut.html", **context)
+
+
+@router.get("/devices/{name}/history")
+def history_page(request: Request, name: str, session: SessionDep, store: StoreDep, cache: LutCacheDep) -> HTMLResponse:
+    """A device's complete LUTs over time: each one's sum for FBNet-A/B/C, steps and changed conditions marked."""
+    device = crud.get_device(session=session, name=name)
+    luts = []
+    for job in reversed(crud.list_jobs(session=session, device=device)):
+        if job.status == "complete" and job.space is not None:
+            _, table = load_table(store=store, cache=cache, device=name, ref=str(job.id))
+            when = job.completed_at or job.created_at
+            luts.append((str(job.id), when.strftime("%Y-%m-%d %H:%M"), table))
+    hist = figures.history(luts) if luts else None
+    context = {"name": name, "h": hist, "svg": history_svg(hist) if hist else None, "active": "devices"}
+    return _page(request, "history.html", **context)
 
 
 @router.get("/compare")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from searchspace.figures import Scatter
+from searchspace.figures import History, Scatter
 
-__all__ = ["ScatterSvg", "ratio_colour", "scale_colour", "scatter_svg"]
+__all__ = ["HistorySvg", "ScatterSvg", "history_svg", "ratio_colour", "scale_colour", "scatter_svg"]
 
 #: A few stops of matplotlib's viridis (what ``hwlut plot lut`` uses), interpolated linearly.
 _VIRIDIS = ((68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37))
@@ -65,3 +65,30 @@ def scatter_svg(sc: Scatter, size: int = 360, pad: int = 40) -> ScatterSvg:
     band = " ".join(f"{x(a)},{y(min(max(b, lo), hi))}" for a, b in corners)
     ticks = [(x(lo + span * k / 4), f"{lo + span * k / 4:.3g}") for k in range(5)]
     return ScatterSvg(size, points, band, (x(lo), y(lo), x(hi), y(hi)), ticks)
+
+
+@dataclass(frozen=True)
+class HistorySvg:
+    """Inline-SVG coordinates of a history: one polyline per network, a vertical line at each step."""
+
+    width: int
+    height: int
+    lines: dict[str, list[tuple[float, float, float]]]
+    steps: list[float]
+    ticks: list[tuple[float, str]]
+
+
+def history_svg(h: History, width: int = 640, height: int = 260, pad: int = 40) -> HistorySvg:
+    """Project ``h``: x the LUT's position in time order, y its sum (ms) from 0."""
+    top = max((v for sums in h.sums.values() for v in sums if v is not None), default=1.0) * 1.1
+    n = max(len(h.labels) - 1, 1)
+
+    def x(i: int) -> float:
+        return round(pad + i / n * (width - 2 * pad), 1)
+
+    def y(v: float) -> float:
+        return round(height - pad - v / top * (height - 2 * pad), 1)
+
+    lines = {name: [(x(i), y(v), v) for i, v in enumerate(sums) if v is not None] for name, sums in h.sums.items()}
+    ticks = [(y(top * k / 4), f"{top * k / 4:.3g}") for k in range(5)]
+    return HistorySvg(width, height, lines, [x(i) - (x(1) - x(0)) / 2 for i in h.steps], ticks)

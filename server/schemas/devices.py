@@ -15,6 +15,19 @@ __all__ = ["DeviceCreate", "DevicePublic", "DeviceWithToken", "TokenPublic"]
 class DeviceCreate(Strict):
     """Register a device."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "pixel7-cpu-1t",
+                    "description": "Pixel 7, big cores, 1 thread",
+                    "hardware": {"soc": "Tensor G2", "cpu_model": "Cortex-X1"},
+                    "runtime": {"runtime": "tflite", "threads": 1},
+                }
+            ]
+        }
+    )
+
     name: Name
     description: SmallText = ""
     hardware: JsonDict = Field(default_factory=dict, description="CPU model, cores, SoC, ...")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from lut_store.crud import job_settings
 from searchspace.jobs import (
@@ -60,6 +60,22 @@ class JobCreate(Strict):
     value the agents could not use is refused with 422 naming the field
     (``["body", "options", "cache_mode"]``).
     """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"space": "fbnet", "resolution": 32, "runtime": "onnxruntime", "threads": 1},
+                {
+                    "space": "fbnet",
+                    "resolution": 224,
+                    "runtime": "tflite",
+                    "threads": 4,
+                    "options": {"cache_mode": "warm"},
+                    "validation": {"n": 20, "seed": 0},
+                },
+            ]
+        }
+    )
 
     space: str | JsonDict = Field("fbnet", description="a built-in space name, or a spec (see searchspace.spec)")
     resolution: Annotated[int, Field(ge=8, le=4096)] | None = None
