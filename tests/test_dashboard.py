@@ -185,7 +185,8 @@ def page(browser: Any, screens: Path, request: pytest.FixtureRequest) -> Iterato
     pg.on("request", lambda r: urls.append(r.url))
     pg.set_default_timeout(15_000)
     yield pg
-    pg.screenshot(path=str(screens / f"{request.node.name}.png"), full_page=True)
+    tall = pg.evaluate("document.documentElement.scrollHeight") > 4000  # ReDoc: its first screen is enough
+    pg.screenshot(path=str(screens / f"{request.node.name}.png"), full_page=not tall)
     context.close()
     base = getattr(pg, "hwlut_base", None)
     assert urls and base is not None
@@ -346,3 +347,78 @@ def test_openapi_examples_are_valid_requests() -> None:
             model.model_validate(example)
     for example in schemas["JobCreate"]["examples"]:
         JobCreate.model_validate(example).settings()
+
+
+def _search_result() -> dict[str, Any]:
+    """A search result as ``hwlut search`` writes it (the keys the page reads), P(θ) peaked on one candidate."""
+    layers, arch = [], []
+    for layer in SPACE.layers:
+        names = list(layer.candidate_names)
+        top = names[layer.index % len(names)]
+        probs = [0.6 if c == top else 0.4 / (len(names) - 1) for c in names]
+        layers.append({"index": layer.index, "candidates": names, "theta": probs, "probability": probs})
+        arch.append(top)
+    lut = table("alpha")
+    history = [
+        {"epoch": e, "theta_trained": e > 1, "train_acc": 0.3 + 0.1 * e, "arch_acc": 0.25 + 0.1 * e, "val_acc": None,
+         "expected_latency_us": 9000.0 - 500 * e, "argmax_latency_us": lut.network_latency(",".join(arch))}
+        for e in (1, 2, 3)
+    ]  # fmt: skip
+    return {
+        "lut": {"device": "alpha"},
+        "loss": "CE * 0.2 * log(LAT / 1 ms) ^ 0.6",
+        "layers": layers,
+        "argmax": {"arch": ",".join(arch), "latency_us": lut.network_latency(",".join(arch))},
+        "history": history,
+    }
+
+
+def test_search_page_shows_an_uploaded_result_and_refuses_a_bad_one(
+    page: Any, data: dict[str, Any], tmp_path: Path
+) -> None:
+    import json
+
+    doc = _search_result()
+    good, bad = tmp_path / "search_result.json", tmp_path / "bad.json"
+    good.write_text(json.dumps(doc))
+    broken = json.loads(json.dumps(doc))
+    broken["layers"][3]["probability"][0] = "high"
+    bad.write_text(json.dumps(broken))
+    visit(page, data["url"], "/search")
+    assert "hwlut search" in page.locator("#empty").inner_text()
+    page.set_input_files("input[name=result]", str(good))
+    page.click("button[type=submit]")
+    page.locator("#theta").wait_for()
+    assert page.locator("#argmax").inner_text() == doc["argmax"]["arch"]
+    assert float(page.locator("#argmax-ms").inner_text()) == pytest.approx(doc["argmax"]["latency_us"] / 1000, 1e-2)
+    chosen = page.locator("#theta td.chosen").evaluate_all("cs => cs.map(c => [c.dataset.candidate, +c.dataset.value])")
+    assert [c for c, _ in chosen] == doc["argmax"]["arch"].split(",") and {p for _, p in chosen} == {0.6}
+    assert page.locator("#theta td.cell").count() == 22 * 9
+    assert page.locator("#epochs tr[data-epoch]").count() == 3
+    page.goto(data["url"] + "/search")
+    page.set_input_files("input[name=result]", str(bad))
+    with page.expect_response(lambda r: r.url.endswith("/search") and r.request.method == "POST") as answer:
+        page.click("button[type=submit]")
+    assert answer.value.status == 422
+    assert "layers[3].probability[0]: expected a finite number" in page.locator("#error").inner_text()
+
+
+def test_plot_reads_the_servers_luts_and_accuracy(data: dict[str, Any], tmp_path: Path) -> None:
+    """``hwlut plot`` on the live server's LUTs: the same sources the pages read."""
+    from typer.testing import CliRunner
+
+    from hwlut.cli import app
+
+    runner, url = CliRunner(), data["url"]
+    for args in (
+        ["lut", "--device", "alpha", "--server", url],
+        ["accuracy", "--device", "alpha", "--server", url],
+        ["compare", "alpha", f"beta@{data['beta']}", "--server", url],
+    ):
+        out = tmp_path / f"{args[0]}.png"
+        r = runner.invoke(app, ["plot", *args, "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        assert out.stat().st_size > 10_000
+    assert "runtime.threads: 1 != 4" in r.stderr
+    r = runner.invoke(app, ["plot", "accuracy", "--device", "beta", "--server", url, "--out", str(tmp_path / "x.png")])
+    assert r.exit_code == 1 and "no accuracy report" in str(r.exception)  # `hwlut` prints it as one line

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, UploadFile
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
@@ -22,11 +22,13 @@ from searchspace import figures
 
 from ..deps import LutCacheDep, ReaderDep, SessionDep, StoreDep
 from .queries import condition_values, device_views, job_view, load_table, lut_accuracy
-from .svg import history_svg, ratio_colour, scale_colour, scatter_svg
+from .search import MAX_RESULT_BYTES, search_view
+from .svg import history_svg, probability_colour, ratio_colour, scale_colour, scatter_svg
 
 __all__ = ["FORMATS", "router", "templates"]
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.globals["probability_colour"] = probability_colour
 templates.env.filters["ms"] = lambda v: "–" if v is None else f"{v:.3g}"
 router = APIRouter(include_in_schema=False, dependencies=[ReaderDep], default_response_class=HTMLResponse)
 #: The LUT file formats offered for download (``GET /v1/devices/{name}/luts/{lut}?format=…``).
@@ -140,3 +142,27 @@ def compare_page(
     colours = [[ratio_colour(r, span) for r in row] for row in cmp.ratio]
     context.update(cmp=cmp, a_id=a_id, b_id=b_id, colours=colours)
     return _page(request, "compare.html", **context)
+
+
+@router.get("/search")
+def search_form(request: Request) -> HTMLResponse:
+    """The Search page: pick a ``search_result.json`` (``hwlut search --out DIR``) to see."""
+    return _page(request, "search.html", active="search")
+
+
+@router.post("/search")
+async def search_page(request: Request, result: UploadFile) -> HTMLResponse:
+    """A search result: P(θ) per layer, the chosen architecture, expected latency and accuracy per epoch.
+
+    Rendered from the uploaded file alone: nothing is stored.
+    """
+    raw = await result.read(MAX_RESULT_BYTES + 1)
+    if len(raw) > MAX_RESULT_BYTES:
+        return _page(
+            request, "search.html", 413, error=f"result: larger than {MAX_RESULT_BYTES} bytes", active="search"
+        )
+    try:
+        view = search_view(raw)
+    except ValueError as exc:
+        return _page(request, "search.html", 422, error=str(exc), active="search")
+    return _page(request, "search.html", view=view, filename=result.filename, active="search")

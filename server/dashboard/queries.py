@@ -62,7 +62,10 @@ def condition_values(provenance: dict[str, Any]) -> list[tuple[str, Any]]:
 
 @dataclass
 class JobView:
-    """A job with its progress, the agents seen on it, its rate and estimated time left, and its failures."""
+    """A job with its progress, the agents seen on it, its rate and estimated time left, and its failures.
+
+    ``failures``: items not done whose last attempt failed (failed for good, or pending a retry).
+    """
 
     job: Job
     progress: dict[str, int]
@@ -108,7 +111,7 @@ def job_view(*, session: Session, job: Job, now: datetime, details: bool = True)
     view.failures = list(
         session.scalars(
             select(WorkItem)
-            .where(WorkItem.job_id == job.id, WorkItem.status == WorkStatus.FAILED)
+            .where(WorkItem.job_id == job.id, WorkItem.last_error.is_not(None), WorkItem.status != WorkStatus.DONE)
             .order_by(WorkItem.id)
         )
     )

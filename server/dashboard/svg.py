@@ -7,7 +7,15 @@ from dataclasses import dataclass
 
 from searchspace.figures import History, Scatter
 
-__all__ = ["HistorySvg", "ScatterSvg", "history_svg", "ratio_colour", "scale_colour", "scatter_svg"]
+__all__ = [
+    "HistorySvg",
+    "ScatterSvg",
+    "history_svg",
+    "probability_colour",
+    "ratio_colour",
+    "scale_colour",
+    "scatter_svg",
+]
 
 #: A few stops of matplotlib's viridis (what ``hwlut plot lut`` uses), interpolated linearly.
 _VIRIDIS = ((68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37))
@@ -27,6 +35,11 @@ def scale_colour(value: float | None, lo: float, hi: float) -> str:
         return "#ddd"
     span = math.log(hi / lo) if hi > lo else 1.0
     return _mix(_VIRIDIS, math.log(value / lo) / span)
+
+
+def probability_colour(p: float | None) -> str:
+    """The viridis colour of a probability in [0, 1] (grey when missing)."""
+    return "#ddd" if p is None else _mix(_VIRIDIS, p)
 
 
 def ratio_colour(ratio: float | None, span: float) -> str:
