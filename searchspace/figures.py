@@ -14,6 +14,7 @@ it needs numpy and scipy only. Latencies are shown in ms.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,9 @@ __all__ = [
     "compare",
     "heatmap",
     "history",
+    "interval_text",
     "render_png",
+    "verdict_text",
 ]
 
 #: What two LUTs must share to be compared like for like (dotted provenance paths).
@@ -171,8 +174,12 @@ class Scatter:
         return (min(every) * 0.9, max(every) * 1.1) if every else (0.0, 1.0)
 
 
-def accuracy_scatter(report: Mapping[str, Any]) -> Scatter:
-    """The points of an accuracy report (``report.rows`` as :meth:`AccuracyReport.to_dict` writes them, µs)."""
+def accuracy_scatter(report: Mapping[str, Any], verdict: Any = None) -> Scatter:
+    """The points of an accuracy report (``report.rows`` as :meth:`AccuracyReport.to_dict` writes them, µs).
+
+    ``verdict`` is the LUT's verdict where the caller has one (the accuracy
+    route's ``verdict``); else the report's own, if any.
+    """
     rows = [r for r in report.get("rows") or [] if isinstance(r, Mapping)]
     series: dict[str, list[tuple[float, float]]] = {}
     for label, column in (
@@ -186,7 +193,42 @@ def accuracy_scatter(report: Mapping[str, Any]) -> Scatter:
             series[label] = kept
     figures = {k: report[k] for k in ("raw", "overhead", "calibrated") if isinstance(report.get(k), Mapping)}
     intervals = report.get("intervals") if isinstance(report.get("intervals"), Mapping) else {}
-    return Scatter(series, figures, report.get("verdict"), intervals or {})
+    return Scatter(series, figures, verdict if verdict is not None else report.get("verdict"), intervals or {})
+
+
+def verdict_text(verdict: Any) -> str | None:
+    """A verdict as one line: ``trusted: 40 networks: at least 93% within ±10% …`` (None without one)."""
+    if verdict is None:
+        return None
+    if not isinstance(verdict, Mapping):
+        return str(verdict)
+    reasons = [str(r) for r in verdict.get("reasons") or []]
+    level = verdict.get("level") or verdict.get("label") or "?"
+    return f"{level}: {'; '.join(reasons)}" if reasons else str(level)
+
+
+def _pct(v: Any) -> str:
+    return f"{v:.0%}" if isinstance(v, int | float) else "?"
+
+
+def interval_text(intervals: Any) -> str | None:
+    """One prediction's intervals as a line: within ±10% (k of n, 95% lower bound), MAPE and Spearman 95% CIs."""
+    if not isinstance(intervals, Mapping):
+        return None
+    parts = []
+    for tol in (10, 5):
+        w = intervals.get(f"within_{tol}")
+        if isinstance(w, Mapping):
+            parts.append(f"±{tol}%: {w.get('k')}/{w.get('n')}, ≥{_pct(w.get('lower95'))}")
+    for name in ("mape", "spearman"):
+        ci = intervals.get(name)
+        if (
+            isinstance(ci, Mapping)
+            and isinstance(ci.get("low"), int | float)
+            and isinstance(ci.get("high"), int | float)
+        ):
+            parts.append(f"{name.upper() if name == 'mape' else 'ρ'} {ci['low']:.3g}–{ci['high']:.3g}")
+    return "; ".join(parts) or None
 
 
 #: The networks whose LUT sums a device's history follows (FBNet's own, by name: ``SpaceSpec.decode``).
@@ -302,12 +344,12 @@ def _draw_scatter(fig: Any, sc: Scatter, title: str) -> None:
     ax.set_ylim(lo, hi)
     ax.set_xlabel("measured end to end (ms)")
     ax.set_ylabel("predicted (ms)")
-    extra = []
-    if sc.verdict is not None:
-        extra.append(f"verdict: {sc.verdict if isinstance(sc.verdict, str) else sc.verdict.get('label', sc.verdict)}")
-    for name, value in sc.intervals.items():
-        extra.append(f"{name}: {value}")
-    ax.set_title("\n".join([title, *extra[:3]]), fontsize=9)
+    extra = [f"verdict {verdict_text(sc.verdict)}"] if sc.verdict is not None else []
+    for name in ("raw", "calibrated"):
+        line = interval_text(sc.intervals.get(name))
+        if line:
+            extra.append(f"{name}: {line}")
+    ax.set_title("\n".join([title, *(textwrap.shorten(x, 90) for x in extra)]), fontsize=8)
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(True, lw=0.3)
 

@@ -50,3 +50,35 @@ def test_bad_page_paths_are_4xx(store: Store, path: str) -> None:
     with make_client(store) as c:
         r = c.get(path)
         assert 400 <= r.status_code < 500
+
+
+def test_the_lut_page_shows_a_verdict_and_intervals_when_the_tree_has_them(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14's verdict (``searchspace.intervals.verdict``) and a report's ``intervals``, shown when present."""
+    import sys
+    import types
+
+    from test_dashboard import _accuracy, table
+
+    from lut_store import crud
+
+    intervals = {
+        "within_10": {"share": 1.0, "k": 12, "n": 12, "lower95": 0.78},
+        "within_5": {"share": 0.5, "k": 6, "n": 12, "lower95": 0.25},
+        "mape": {"value": 5.3, "low": 5.1, "high": 5.5},
+        "spearman": {"value": 1.0, "low": 0.98, "high": 1.0},
+    }
+    fake = types.ModuleType("searchspace.intervals")
+    fake.verdict = lambda report, noise: {"level": "rough", "reasons": [f"{report['networks']} networks"]}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "searchspace.intervals", fake)
+    with make_client(store) as c:
+        token = add_device(c, "alpha")
+        job = run_job(c, "alpha", token)
+        doc = _accuracy(table("alpha"))
+        doc["report"]["intervals"] = {"raw": intervals}
+        with store.transaction(write=True) as session:
+            crud.set_accuracy(session=session, job=crud.get_job(session=session, job_id=job), document=doc)
+        page = c.get(f"/devices/alpha/luts/{job}").text
+    assert "Verdict: <strong>rough: 12 networks</strong>" in page
+    assert "±10%: 12/12, ≥78%; ±5%: 6/12, ≥25%; MAPE 5.1–5.5; ρ 0.98–1" in page

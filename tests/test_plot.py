@@ -117,3 +117,15 @@ def test_plot_refuses_what_it_cannot_draw(files: dict[str, Path], tmp_path: Path
     r = runner.invoke(app, ["plot", "accuracy", str(files["alpha"]), "--out", str(tmp_path / "x.png")])
     assert r.exit_code == 2 and "no accuracy report rows" in _said(r.output)
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_reports_verdict_and_intervals_reach_the_png(tmp_path: Path) -> None:
+    from searchspace.figures import interval_text, render_png, verdict_text
+
+    doc = _accuracy(table("alpha"))
+    ints = {"within_10": {"k": 11, "n": 12, "lower95": 0.66}, "mape": {"low": 2.0, "high": 3.5}}
+    sc = accuracy_scatter({**doc["report"], "intervals": {"raw": ints}}, {"level": "rough", "reasons": ["few"]})
+    assert verdict_text(sc.verdict) == "rough: few" and verdict_text(None) is None
+    assert interval_text(sc.intervals["raw"]) == "±10%: 11/12, ≥66%; MAPE 2–3.5"
+    assert interval_text({}) is None
+    _image(render_png(sc, tmp_path / "acc.png"))

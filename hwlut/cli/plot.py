@@ -122,7 +122,7 @@ def plot_accuracy(
             raise typer.BadParameter(f"{file}: {exc}", param_hint="FILE") from None
         label = str(file)
     report = doc.get("report", doc) if isinstance(doc, dict) else None
-    scatter = accuracy_scatter(report) if isinstance(report, dict) else None
+    scatter = accuracy_scatter(report, doc.get("verdict")) if isinstance(report, dict) else None
     if scatter is None or not scatter.series:
         raise typer.BadParameter(f"{label}: no accuracy report rows (measured_us, raw_us) in it", param_hint="FILE")
     _done(render_png(scatter, out, title=f"{label}: LUT prediction vs measured"))

@@ -23,12 +23,17 @@ from searchspace import figures
 from ..deps import LutCacheDep, ReaderDep, SessionDep, StoreDep
 from .queries import condition_values, device_views, job_view, load_table, lut_accuracy
 from .search import MAX_RESULT_BYTES, search_view
-from .svg import history_svg, probability_colour, ratio_colour, scale_colour, scatter_svg
+from .svg import history_svg, ink, probability_colour, ratio_colour, scale_colour, scatter_svg
 
 __all__ = ["FORMATS", "router", "templates"]
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-templates.env.globals["probability_colour"] = probability_colour
+templates.env.globals.update(
+    probability_colour=probability_colour,
+    ink=ink,
+    interval_text=figures.interval_text,
+    verdict_text=figures.verdict_text,
+)
 templates.env.filters["ms"] = lambda v: "–" if v is None else f"{v:.3g}"
 router = APIRouter(include_in_schema=False, dependencies=[ReaderDep], default_response_class=HTMLResponse)
 #: The LUT file formats offered for download (``GET /v1/devices/{name}/luts/{lut}?format=…``).
@@ -79,7 +84,7 @@ def lut_page(
         return _page(request, "empty.html", 404, title=f"No LUT {lut} of {name}", message=exc.message, device=name)
     job = crud.get_job(session=session, job_id=job_id)
     accuracy = lut_accuracy(session=session, job=job)
-    scatter = figures.accuracy_scatter(accuracy["report"]) if accuracy else None
+    scatter = figures.accuracy_scatter(accuracy["report"], accuracy.get("verdict")) if accuracy else None
     hm = figures.heatmap(table) if table is not None else None
     lo, hi = hm.bounds() if hm else (0.0, 1.0)
     context = {

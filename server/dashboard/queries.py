@@ -76,6 +76,11 @@ class JobView:
     failures: list[WorkItem] = field(default_factory=list)
 
     @property
+    def threads(self) -> Any:
+        """The job's threads setting, else the threads its results were measured with."""
+        return self.job.threads or _dig(self.job.provenance, "runtime.threads")
+
+    @property
     def lut_state(self) -> str:
         """complete, partial (some entries), empty or failed."""
         if self.job.status == JobStatus.COMPLETE:
@@ -171,7 +176,18 @@ def load_table(*, store: Store, cache: LutCache, device: str, ref: str) -> tuple
 
 
 def lut_accuracy(*, session: Session, job: Job) -> dict[str, Any] | None:
-    """The LUT's stored accuracy document (:func:`lut_store.crud.get_accuracy`), None when it has none."""
+    """The LUT's stored accuracy document (:func:`lut_store.crud.get_accuracy`) with its verdict; None without one.
+
+    The verdict is ``searchspace.intervals.verdict`` where this tree has it
+    (the accuracy route's), else the document's own ``verdict`` if any.
+    """
     if job.accuracy is None:
         return None
-    return crud.get_accuracy(session=session, job=job)
+    doc = crud.get_accuracy(session=session, job=job)
+    try:
+        from searchspace.intervals import verdict  # type: ignore[import-not-found]
+    except ImportError:
+        return doc
+    report = doc.get("report") or {}
+    noise = (report.get("meta") or {}).get("noise")
+    return {**doc, "verdict": verdict(report, noise if isinstance(noise, dict) else None)}

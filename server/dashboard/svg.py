@@ -29,6 +29,14 @@ def _mix(stops: tuple[tuple[int, int, int], ...], t: float) -> str:
     return f"rgb({r},{g},{b})"
 
 
+def ink(background: str) -> str:
+    """A text colour readable on ``background`` (an ``rgb(r,g,b)`` of this module, or a grey ``#ddd``)."""
+    if not background.startswith("rgb("):
+        return "#555"
+    r, g, b = (int(v) for v in background[4:-1].split(","))
+    return "#111" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#fff"
+
+
 def scale_colour(value: float | None, lo: float, hi: float) -> str:
     """The viridis colour of ``value`` on a log scale between ``lo`` and ``hi`` (grey when missing)."""
     if value is None or value <= 0 or lo <= 0:
