@@ -283,7 +283,7 @@ def history(
     )
 
 
-def _heatmap_axes(fig: Any, ax: Any, hm: Heatmap, grid: Any, label: str, cmap: str, fmt: str, **norm: Any) -> None:
+def _heatmap_axes(fig: Any, ax: Any, hm: Heatmap, grid: Any, label: str, cmap: str, fmt: str, **norm: Any) -> Any:
     import numpy as np
 
     image = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap=cmap, **norm)
@@ -293,8 +293,10 @@ def _heatmap_axes(fig: Any, ax: Any, hm: Heatmap, grid: Any, label: str, cmap: s
     ax.set_ylabel("searchable layer: cin→cout, input h×w, stride")
     for (i, j), v in np.ndenumerate(grid):
         if np.isfinite(v):
-            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=5.5)
-    fig.colorbar(image, ax=ax, label=label)
+            r, g, b, _ = image.cmap(image.norm(v))
+            ink = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.55 else "white"
+            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=5.5, color=ink)
+    return fig.colorbar(image, ax=ax, label=label)
 
 
 def _grid(rows: Sequence[Sequence[float | None]]) -> Any:
@@ -305,7 +307,11 @@ def _grid(rows: Sequence[Sequence[float | None]]) -> Any:
 
 def _draw_heatmap(fig: Any, hm: Heatmap, title: str) -> None:
     ax = fig.add_subplot(1, 1, 1)
-    _heatmap_axes(fig, ax, hm, _grid(hm.values), "latency (ms, median)", "viridis", ".3g")
+    from matplotlib.colors import LogNorm
+
+    lo, hi = hm.bounds()
+    norm = LogNorm(vmin=lo, vmax=hi) if 0 < lo < hi else None  # log scale, as the dashboard's heatmap
+    _heatmap_axes(fig, ax, hm, _grid(hm.values), "latency (ms, median; log scale)", "viridis", ".3g", norm=norm)
     fixed = ", ".join(f"{n} {v:.3g} ms" if v is not None else f"{n} missing" for n, _, v in hm.fixed)
     ax.set_title(f"{title}\nfixed: {fixed}" if fixed else title, fontsize=9)
 
@@ -319,7 +325,10 @@ def _draw_compare(fig: Any, cmp: Comparison, title: str) -> None:
     finite = grid[np.isfinite(grid) & (grid > 0)]
     span = float(max(np.max(np.abs(np.log(finite))), 0.01)) if finite.size else 1.0
     norm = LogNorm(vmin=math.exp(-span), vmax=math.exp(span))
-    _heatmap_axes(fig, ax, cmp.a, grid, "latency ratio B / A (log scale)", "RdBu_r", ".2f", norm=norm)
+    bar = _heatmap_axes(fig, ax, cmp.a, grid, "latency ratio B / A (log scale)", "RdBu_r", ".2f", norm=norm)
+    ticks = [t for t in (0.1, 0.2, 0.5, 0.8, 1.0, 1.25, 2.0, 5.0, 10.0) if norm.vmin <= t <= norm.vmax]
+    bar.set_ticks(ticks, labels=[f"{t:g}" for t in ticks])
+    bar.ax.minorticks_off()
     for i in cmp.differing:
         ax.get_yticklabels()[i].set_color("tab:red")
     lines = [title, f"geometric mean ratio {cmp.geomean_ratio:.3g}" if cmp.geomean_ratio else ""]
