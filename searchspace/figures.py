@@ -349,6 +349,8 @@ def _draw_scatter(fig: Any, sc: Scatter, title: str) -> None:
     line = np.linspace(lo, hi, 50)
     ax.fill_between(line, line * 0.9, line * 1.1, color="tab:green", alpha=0.12, label="±10%")
     ax.plot(line, line, color="black", lw=0.8)
+    for factor in (0.95, 1.05):
+        ax.plot(line, line * factor, color="tab:green", lw=0.6, ls="--")
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_xlabel("measured end to end (ms)")
