@@ -47,6 +47,7 @@ __all__ = [
     "Basis",
     "FewShotModel",
     "choose",
+    "compare",
     "entry_features",
     "fit_fewshot",
     "most_similar",
@@ -165,7 +166,7 @@ def _design_rows(basis: Basis, mode: str, items: Sequence[int] | np.ndarray) -> 
     raise ValueError(f"mode: expected 'networks' or 'entries', got {mode!r}")
 
 
-def fit_fewshot(basis: Basis, mode: str, items: Any, y: Sequence[float], *, ridge: float = 1e-3) -> FewShotModel:
+def fit_fewshot(basis: Basis, mode: str, items: Any, y: Sequence[float], *, ridge: float = 1e-4) -> FewShotModel:
     """Fit the weights to K measurements: ``items`` are design rows (networks) or column indices (entries).
 
     ``y`` in µs, each > 0. Entries are fitted in relative error (their
@@ -196,7 +197,7 @@ def fit_fewshot(basis: Basis, mode: str, items: Any, y: Sequence[float], *, ridg
     return FewShotModel(basis, mode, w, cov, y_scale, math.sqrt(sigma2))
 
 
-def choose(basis: Basis, mode: str, k: int, *, pool: np.ndarray | None = None, ridge: float = 1e-3) -> list[int]:
+def choose(basis: Basis, mode: str, k: int, *, pool: np.ndarray | None = None, ridge: float = 1e-4) -> list[int]:
     """Active selection: K items (rows of ``pool`` for networks, design columns for entries), greedily D-optimal.
 
     Each step takes the item with the largest ``φᵀ M⁻¹ φ`` (``M = XᵀX + λI``
@@ -242,3 +243,18 @@ def most_similar(sums: Mapping[str, np.ndarray], measured: np.ndarray, items: Se
     if best is None:
         raise ValueError("most_similar: no known device")
     return best[1], best[2]
+
+
+def compare(predicted: np.ndarray, baseline: tuple[str, np.ndarray], measured: np.ndarray) -> dict[str, Any]:
+    """Few-shot against the baseline on the same held-out items: both figures and a one-line verdict."""
+    from .accuracy import figures
+
+    ours = figures(list(predicted), list(measured)).to_dict()
+    theirs = figures(list(baseline[1]), list(measured)).to_dict()
+    beats = (ours["spearman"] or -1.0) > (theirs["spearman"] or -1.0) and ours["mape"] < theirs["mape"]
+    verdict = (
+        f"few-shot {'beats' if beats else 'does NOT beat'} the most similar device ({baseline[0]}), rescaled: "
+        f"Spearman {ours['spearman']:.4f} vs {theirs['spearman']:.4f}, "
+        f"MAPE {ours['mape']:.2f}% vs {theirs['mape']:.2f}%"
+    )
+    return {"fewshot": ours, "baseline": {"device": baseline[0], **theirs}, "beats_baseline": beats, "verdict": verdict}

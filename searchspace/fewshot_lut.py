@@ -59,7 +59,7 @@ def fewshot_table(
     mode: str,
     measured: Mapping[str, float],
     *,
-    ridge: float = 1e-3,
+    ridge: float = 1e-4,
     device: Mapping[str, Any] | None = None,
 ) -> tuple[LatencyTable, FewShotModel]:
     """The predicted LUT of a new device from K measurements (µs).

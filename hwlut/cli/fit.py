@@ -140,7 +140,8 @@ def _measured(path: Path, mode: str) -> dict[str, float]:
     from searchspace.fit import FitError, NetworkData
 
     column = "arch" if mode == "networks" else "key"
-    rows = list(csv.DictReader(path.open()))
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
     fields = list(rows[0]) if rows else []
     unit = next((c for c in ("latency_us", "latency_ms") if c in fields), None)
     if column not in fields or unit is None:
@@ -164,7 +165,7 @@ def predict_cmd(
     out: Annotated[Path, typer.Option("--out", help="LUT file to write.")],
     device: Annotated[str, typer.Option("--device", help="The new device's name.")] = "new-device",
     mode: ModeOpt = "networks",
-    ridge: RidgeOpt = 1e-3,
+    ridge: RidgeOpt = 1e-4,
     space: SpaceOpt = "fbnet",
     resolution: ResolutionOpt = 32,
 ) -> None:
