@@ -197,11 +197,20 @@ def fit_fewshot(basis: Basis, mode: str, items: Any, y: Sequence[float], *, ridg
     return FewShotModel(basis, mode, w, cov, y_scale, math.sqrt(sigma2))
 
 
-def choose(basis: Basis, mode: str, k: int, *, pool: np.ndarray | None = None, ridge: float = 1e-4) -> list[int]:
+def choose(
+    basis: Basis,
+    mode: str,
+    k: int,
+    *,
+    pool: np.ndarray | None = None,
+    ridge: float = 1e-4,
+    given: Sequence[int] = (),
+) -> list[int]:
     """Active selection: K items (rows of ``pool`` for networks, design columns for entries), greedily D-optimal.
 
     Each step takes the item with the largest ``φᵀ M⁻¹ φ`` (``M = XᵀX + λI``
     of the items taken so far), then updates ``M⁻¹`` (Sherman–Morrison).
+    ``given``: items measured already; the K new ones complement them.
     """
     if mode == "networks":
         if pool is None:
@@ -212,17 +221,25 @@ def choose(basis: Basis, mode: str, k: int, *, pool: np.ndarray | None = None, r
         cand = basis.entry_columns()
         norm = np.linalg.norm(cand, axis=1)
         cand = np.divide(cand, norm[:, None], out=np.zeros_like(cand), where=norm[:, None] > 0)
-    if not 0 < k <= cand.shape[0]:
-        raise ValueError(f"k: expected 1..{cand.shape[0]}, got {k}")
+    given = list(dict.fromkeys(int(i) for i in given))
+    if not 0 < k <= cand.shape[0] - len(given):
+        raise ValueError(f"k: expected 1..{cand.shape[0] - len(given)}, got {k}")
     m_inv = np.eye(cand.shape[1]) / ridge
     taken: list[int] = []
+
+    def take(item: int) -> None:
+        nonlocal m_inv
+        v = m_inv @ cand[item]
+        m_inv = m_inv - np.outer(v, v) / (1.0 + cand[item] @ v)
+
+    for item in given:
+        take(item)
     for _ in range(k):
         score = np.einsum("ij,jk,ik->i", cand, m_inv, cand)
-        score[taken] = -np.inf
+        score[given + taken] = -np.inf
         best = int(np.argmax(score))
         taken.append(best)
-        v = m_inv @ cand[best]
-        m_inv -= np.outer(v, v) / (1.0 + cand[best] @ v)
+        take(best)
     return taken
 
 
