@@ -70,10 +70,18 @@ def evaluate(
     """Few-shot and baseline figures on the networks not in ``idx``."""
     rest = np.setdiff1d(np.arange(len(y)), idx)
     model = fit_fewshot(basis, "networks", a[idx], y[idx], ridge=ridge)
-    ours = figures(model.network_latency(a[rest]).tolist(), y[rest].tolist())
+    predicted = model.network_latency(a[rest])
+    ours = figures(predicted.tolist(), y[rest].tolist())
+    covered = float(np.mean(np.abs(predicted - y[rest]) <= 2.0 * model.network_std(a[rest])))
     name, rescaled = most_similar(sums, y[idx], idx)
     base = figures(rescaled[rest].tolist(), y[rest].tolist())
-    return {"spearman": ours.spearman, "mape": ours.mape, "baseline_spearman": base.spearman, "baseline": name}
+    return {
+        "spearman": ours.spearman,
+        "mape": ours.mape,
+        "within_2sd": covered,
+        "baseline_spearman": base.spearman,
+        "baseline": name,
+    }
 
 
 def main() -> None:
@@ -124,6 +132,7 @@ def main() -> None:
                     "spearman_mean": float(np.mean(sp)),
                     "spearman_worst": float(np.min(sp)),
                     "mape_mean": float(np.mean([r["mape"] for r in runs])),
+                    "within_2sd_mean": float(np.mean([r["within_2sd"] for r in runs])),
                     "per_seed": {s: r["spearman"] for s, r in zip(seeds, runs, strict=True)},
                 },
                 "active": {"spearman": act["spearman"], "mape": act["mape"], "networks": active.tolist()},
@@ -150,7 +159,10 @@ def main() -> None:
     print(f"train (known LUTs, fitted from all their networks): {', '.join(train)}")
     print(f"ridge {ridge:g} chosen on {', '.join(val) or '(none)'}: {val_scores}")
     print(f"seeds {seeds[0]}..{seeds[-1]}; Spearman on each test device's networks not measured")
-    print(f"{'device':<10}{'K':>4}{'HELP':>8}{'random mean':>13}{'worst':>8}{'active':>8}{'MAPE %':>8}{'similar':>9}")
+    print(
+        f"{'device':<10}{'K':>4}{'HELP':>8}{'random mean':>13}{'worst':>8}{'active':>8}{'MAPE %':>8}{'similar':>9}"
+        f"{'in ±2sd':>9}"
+    )
     for k in ks:
         for d in test:
             r = results[d][f"k{k}"]
@@ -158,7 +170,7 @@ def main() -> None:
             print(
                 f"{d:<10}{k:>4}{help_value:>8}{r['random']['spearman_mean']:>13.3f}{r['random']['spearman_worst']:>8.3f}"
                 f"{r['active']['spearman']:>8.3f}{r['random']['mape_mean']:>8.2f}"
-                f"{r['baseline_most_similar']['spearman_mean']:>9.3f}"
+                f"{r['baseline_most_similar']['spearman_mean']:>9.3f}{100 * r['random']['within_2sd_mean']:>8.1f}%"
             )
         mean = np.mean([results[d][f"k{k}"]["random"]["spearman_mean"] for d in test])
         worst = min(results[d][f"k{k}"]["random"]["spearman_worst"] for d in test)

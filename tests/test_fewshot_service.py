@@ -15,7 +15,9 @@ import httpx
 import numpy as np
 import pytest
 from test_agent import FAST, AgentProcess, register
+from typer.testing import CliRunner
 
+from hwlut.cli import app
 from hwlut.cli.supervisor import local_server
 from lutclient import HwlutClient
 from searchspace import LatencyTable, fbnet_space
@@ -56,7 +58,7 @@ def _known_lut(seed: int) -> str:
 def _run_agent(tmp_path: Path, url: str, token: str, agents: list[AgentProcess]) -> AgentProcess:
     agent = AgentProcess(tmp_path, url, token, "--once", "--batch", "8")
     agents.append(agent)
-    assert agent.wait() == 0, agent.text()
+    assert agent.wait(timeout=600) == 0, agent.text()  # exports run first: slow on a loaded machine
     return agent
 
 
@@ -69,10 +71,10 @@ def test_fewshot_job_measures_only_the_chosen_entries_and_serves_a_marked_lut(se
     token = register(url, admin)
     settings = {"resolution": 32, "runtime": "onnxruntime", "threads": 1, "options": {"protocol": FAST}}
     with HwlutClient(url, token=token) as client:
-        job = client.create_job("box", few_shot=5, **settings)
+        job = client.create_job("box", few_shot=4, **settings)
     chosen = job["options"]["entries"]
-    assert len(chosen) == 5 and job["progress"]["total"] == 5
-    assert job["options"]["fewshot"]["k"] == 5 and len(job["options"]["fewshot"]["basis"]) == 3
+    assert len(chosen) == 4 and job["progress"]["total"] == 4
+    assert job["options"]["fewshot"]["k"] == 4 and len(job["options"]["fewshot"]["basis"]) == 3
 
     agent = _run_agent(tmp_path, url, token, agents)
     assert sorted(agent.measured()) == sorted(chosen)  # only the chosen items were measured
@@ -87,43 +89,42 @@ def test_fewshot_job_measures_only_the_chosen_entries_and_serves_a_marked_lut(se
         assert lut.entries[key]["median"] == pytest.approx(measured_lut.entries[key]["median"])
         assert lut.entries[key]["job"] == job["id"]
     predicted = [stats for stats in lut.entries.values() if stats["source"] == "predicted"]
-    assert len(predicted) == len(SPACE.distinct_entries()) - 5
+    assert len(predicted) == len(SPACE.distinct_entries()) - 4
     assert all(stats["std"] >= 0 and stats["median"] >= 0 for stats in predicted)
-    assert lut.provenance["method"] == "few-shot from 5 measured entries"
+    assert lut.provenance["method"] == "few-shot from 4 measured entries"
     held_out = lut.provenance["fewshot"]["held_out"]
-    assert held_out["n"] == 5 and held_out["mape"] >= 0
+    assert held_out["n"] == 4 and held_out["mape"] >= 0
     assert lut.provenance["runtime"]["runtime"] == "ort"  # the measurements' own provenance is kept
 
-    # measuring more later: the next few-shot job chooses 3 entries not measured yet; the LUT then marks 8 measured
-    with HwlutClient(url, token=token) as client:
-        more = client.create_job("box", few_shot=3, **settings)
-    assert not set(more["options"]["entries"]) & set(chosen)
+    # measuring more later (hwlut job few-shot): 2 entries not measured yet; the LUT then marks 6 measured
+    args = ["job", "few-shot", "--device", "box", "--k", "2", "--server", url, "-r", "32", "--token", token]
+    done = CliRunner().invoke(app, [*args, "--time-cap", str(FAST["time_cap_s"])])
+    assert done.exit_code == 0, done.output
+    more = json.loads(done.output)
+    assert len(more["options"]["entries"]) == 2 and not set(more["options"]["entries"]) & set(chosen)
     _run_agent(tmp_path, url, token, agents)
     with HwlutClient(url, token=token) as client:
         lut = client.lut("box")
     measured = {k for k, stats in lut.entries.items() if stats["source"] == "measured"}
     assert measured == set(chosen) | set(more["options"]["entries"])
-    assert lut.provenance["method"] == "few-shot from 8 measured entries"
+    assert lut.provenance["method"] == "few-shot from 6 measured entries"
+    _refusals(url, admin)
 
 
-def test_fewshot_job_refusals_name_the_field(served) -> None:
-    url, admin = served
-    token = register(url, admin)
+def _refusals(url: str, admin: str) -> None:
+    """Bad few-shot requests: 422 naming the field, nothing written."""
+    token = register(url, admin, "other")
     body = {"resolution": 32, "runtime": "onnxruntime", "few_shot": 4}
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as http:
-        nobody = http.post("/v1/devices/box/jobs/few-shot", json=body)
-        assert nobody.status_code == 422 and nobody.json()["detail"][0]["loc"] == ["body", "few_shot"]
-        with HwlutClient(url, token=admin) as client:
-            client.create_device("known")
-            client.import_lut("known", _known_lut(0), format="hwlut")
         for change, loc in (
             ({"few_shot": 0}, ["body", "few_shot"]),
             ({"few_shot": 1000}, ["body", "few_shot"]),
             ({"entries": [SPACE.distinct_entries()[0].key]}, ["body", "entries"]),
             ({"few_shot_basis": ["nope"]}, ["body", "few_shot_basis", 0]),
-            ({"few_shot_basis": ["box"]}, ["body", "few_shot_basis", 0]),
+            ({"few_shot_basis": ["other"]}, ["body", "few_shot_basis", 0]),
+            ({"resolution": 64}, ["body", "few_shot"]),  # no known device has a LUT of FBNet-64
         ):
-            answer = http.post("/v1/devices/box/jobs/few-shot", json={**body, **change})
+            answer = http.post("/v1/devices/other/jobs/few-shot", json={**body, **change})
             assert answer.status_code == 422, (change, answer.text)
             assert answer.json()["detail"][0]["loc"] == loc, (change, answer.json())
-        assert http.get("/v1/devices/box/jobs").json() == []  # nothing was written
+        assert http.get("/v1/devices/other/jobs").json() == []  # nothing was written

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-__all__ = ["fewshot_app", "fit"]
+__all__ = ["fewshot_app", "fit", "job_fewshot"]
 
 fewshot_app = typer.Typer(
     help="Few-shot LUTs: choose what to measure on a new device, predict its LUT from known devices' LUTs.",
@@ -187,3 +187,40 @@ def predict_cmd(
     held = record.get("held_out")
     if held:
         typer.echo(f"held out (leave-one-out): MAPE {held['mape']:.2f}%, Spearman {held['spearman']}")
+
+
+def job_fewshot(
+    device: Annotated[str, typer.Option("--device", help="The new device's name.")],
+    k: Annotated[int, typer.Option("--k", min=1, help="Entries the agents measure; the server predicts the rest.")],
+    basis: Annotated[
+        list[str] | None, typer.Option("--basis", help="A known device to predict from (repeat; default: all).")
+    ] = None,
+    server: Annotated[
+        str, typer.Option("--server", envvar="HWLUT_SERVER", help="Server URL.")
+    ] = "http://127.0.0.1:8000",
+    resolution: Annotated[int | None, typer.Option("--resolution", "-r")] = None,
+    runtime: Annotated[str, typer.Option(help="ort (onnxruntime), tflite (LiteRT) or adb.")] = "ort",
+    threads: Annotated[int, typer.Option(min=1, help="Runtime threads.")] = 1,
+    time_cap: Annotated[float | None, typer.Option(help="Measuring time cap per entry, seconds.")] = None,
+    token: Annotated[str | None, typer.Option(envvar="HWLUT_TOKEN", help="Admin or device token.")] = None,
+) -> None:
+    """A few-shot job: the server chooses K entries (active selection), the agents measure them; prints it as JSON.
+
+    When they are measured, the server stores the predicted LUT as the
+    device's latest (entries marked measured or predicted).
+    """
+    from lutclient import HwlutClient, HwlutError
+    from searchspace import JobSettings
+    from searchspace.jobs import default_cache_mode
+
+    protocol = {"time_cap_s": time_cap} if time_cap is not None else {}
+    settings = JobSettings(runtime=runtime, threads=threads, protocol=protocol, cache_mode=default_cache_mode(runtime))
+    try:
+        with HwlutClient(server, token=token) as client:
+            doc = client.create_job(
+                device, resolution=resolution, settings=settings, few_shot=k, few_shot_basis=basis or None
+            )
+    except HwlutError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(doc, indent=1, default=str))
