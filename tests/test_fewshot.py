@@ -145,3 +145,60 @@ def test_cli_choose_then_predict(tmp_path: Path, design, known) -> None:
     measured.write_text("arch,latency_us\n" + f'"{archs[0]}",nan\n')
     bad = runner.invoke(app, ["lut", "fewshot", "predict", *files, "--measured", str(measured), "--out", str(out)])
     assert bad.exit_code == 2 and "row 1" in bad.output
+
+
+def _measure_all(session, job, truth: dict[str, float], runtime: str = "ort") -> None:
+    """Play the agent: claim every item of ``job`` and upload ``truth``'s latency for each (µs)."""
+    from lut_store import crud
+
+    lease = crud.claim_items(session=session, job=job, agent="a", max_items=500)
+    results = [{"item_id": i.id, "stats": {"median": truth[i.key]}} for i in lease.items]
+    provenance = {"runtime": {"runtime": runtime, "threads": 1}}
+    crud.upload_results(session=session, job=job, lease_id=lease.lease_id, results=results, provenance=provenance)
+
+
+def test_store_fewshot_job_predicts_the_rest_and_counts_earlier_measurements(store, design, known) -> None:
+    """crud.fewshot on SQLite and PostgreSQL: K chosen entries measured, the rest predicted, more measured later."""
+    from lut_store import crud
+    from lut_store.crud.fewshot import create_fewshot_job
+    from lut_store.formats import Table, TableRow
+    from searchspace import JobSettings, parse_key
+
+    truth_vec = _new_device(design, known, 11)
+    truth = {key: float(v) for key, v in zip(design.keys, truth_vec, strict=True)}
+    with store.transaction(write=True) as session:
+        for name, lut in known.items():
+            dev, _ = crud.create_device(session=session, name=name)
+            rows = [
+                TableRow(k, parse_key(k), float(v), {"median": float(v)}) for k, v in zip(design.keys, lut, strict=True)
+            ]
+            crud.import_table(session=session, device=dev, table=Table("hwlut", rows, space=SPACE), space=SPACE)
+        box, _ = crud.create_device(session=session, name="box")
+        job = create_fewshot_job(
+            session=session, device=box, spec=SPACE, settings=JobSettings(runtime="onnxruntime", threads=1), k=6
+        )
+        first = list(job.options["entries"])
+        assert len(first) == 6 and crud.job_progress(session=session, job=job)["total"] == 6
+        _measure_all(session, job, truth)
+        assert job.status == "complete"
+        latest = crud.resolve_lut(session=session, device="box", ref="latest")
+        assert latest.kind == "fewshot" and latest.id != job.id
+        snap = crud.lut_snapshot(session=session, job=latest)
+        stats = {r.key: r.stats for r in snap.rows}
+        assert len(stats) == len(design.keys)
+        assert sorted(k for k, s in stats.items() if s["source"] == "measured") == sorted(first)
+        # a later job with the alias "ort" chooses entries not measured yet, and its LUT counts all 10
+        more = create_fewshot_job(
+            session=session, device=box, spec=SPACE, settings=JobSettings(runtime="ort", threads=1), k=4
+        )
+        assert not set(more.options["entries"]) & set(first)
+        _measure_all(session, more, truth)
+        snap = crud.lut_snapshot(session=session, job=crud.resolve_lut(session=session, device="box", ref="latest"))
+        measured = {r.key for r in snap.rows if r.stats["source"] == "measured"}
+        assert measured == set(first) | set(more.options["entries"])
+        assert snap.provenance["method"] == "few-shot from 10 measured entries"
+        predicted = [r for r in snap.rows if r.stats["source"] == "predicted" and truth[r.key] > 0]
+        err = [abs(r.latency_us / truth[r.key] - 1) for r in predicted]
+        assert np.median(err) < 0.15  # the constructed device is a basis device rescaled plus its own memory term
+        with pytest.raises(crud.Invalid, match="few_shot_basis"):
+            create_fewshot_job(session=session, device=box, spec=SPACE, settings=JobSettings(), k=2, basis=["box"])

@@ -24,13 +24,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from searchspace import LatencyTable, SpaceSpec, parse_key
 from searchspace.fewshot import choose
 from searchspace.fewshot_lut import basis_from_tables, fewshot_table
-from searchspace.jobs import JobSettings
+from searchspace.jobs import JobSettings, canonical_runtime
 
 from ..errors import Invalid, NotFound
 from ..formats import Table, TableRow
@@ -144,28 +145,45 @@ def create_fewshot_job(
 def _measured(
     *, session: Session, device_id: int, space_id: int | None, settings: tuple[str, int | None]
 ) -> dict[str, tuple[float, int]]:
-    """Entry key → (median µs, job id) measured on a device in a space with (runtime, threads), newest first."""
+    """Entry key → (median µs, job id) measured on a device in a space with (runtime, threads), newest first.
+
+    Runtimes compare by their canonical name (a job keeps ``onnxruntime`` or ``ort`` as it was given).
+    """
     query = (
-        select(LutEntry.entry_key, LutEntry.latency_us, LutEntry.job_id)
+        select(LutEntry.entry_key, LutEntry.latency_us, LutEntry.job_id, Job.runtime)
         .join(Job, Job.id == LutEntry.job_id)
         .where(
             Job.device_id == device_id,
             Job.space_id == space_id,
             Job.kind == "profile",
-            Job.runtime == settings[0],
             Job.threads == settings[1],
             LutEntry.entry_key.is_not(None),
         )
         .order_by(Job.id.desc(), LutEntry.id)
     )
+    runtime = canonical_runtime(settings[0])
     out: dict[str, tuple[float, int]] = {}
-    for key, latency, job_id in session.execute(query):
-        out.setdefault(key, (float(latency), int(job_id)))
+    for key, latency, job_id, job_runtime in session.execute(query):
+        if canonical_runtime(job_runtime) == runtime:
+            out.setdefault(key, (float(latency), int(job_id)))
     return out
 
 
-def materialise(*, session: Session, job: Job, now: datetime) -> Job:
-    """Store the predicted LUT of a completed few-shot job as the device's newest complete LUT."""
+def materialise(*, session: Session, job: Job, now: datetime) -> Job | None:
+    """Store the predicted LUT of a completed few-shot job as the device's newest complete LUT.
+
+    A prediction that cannot be made (every basis LUT deleted and the
+    measurements degenerate...) does not fail the upload that completed the
+    job: the reason goes to ``options["fewshot"]["error"]`` and None is returned.
+    """
+    try:
+        return _materialise(session=session, job=job, now=now)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        job.options = {**job.options, "fewshot": {**job.options["fewshot"], "error": str(exc)}}
+        return None
+
+
+def _materialise(*, session: Session, job: Job, now: datetime) -> Job:
     record: dict[str, Any] = dict(job.options["fewshot"])
     spec = SpaceSpec.from_dict(job.space.spec)
     tables = {}
