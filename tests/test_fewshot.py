@@ -173,10 +173,15 @@ def test_store_fewshot_job_predicts_the_rest_and_counts_earlier_measurements(sto
                 TableRow(k, parse_key(k), float(v), {"median": float(v)}) for k, v in zip(design.keys, lut, strict=True)
             ]
             crud.import_table(session=session, device=dev, table=Table("hwlut", rows, space=SPACE), space=SPACE)
+        fitted, _ = crud.create_device(session=session, name="fitted-phone")  # gauge-relative entries: no basis
+        rows = [TableRow(k, parse_key(k), 1.0, {"median": 1.0}) for k in design.keys]
+        table = Table("hwlut", rows, space=SPACE, provenance={"fit": {"gauge": "min0-fixed-macs"}})
+        crud.import_table(session=session, device=fitted, table=table, space=SPACE)
         box, _ = crud.create_device(session=session, name="box")
         job = create_fewshot_job(
             session=session, device=box, spec=SPACE, settings=JobSettings(runtime="onnxruntime", threads=1), k=6
         )
+        assert {b["device"] for b in job.options["fewshot"]["basis"]} == set(known)
         first = list(job.options["entries"])
         assert len(first) == 6 and crud.job_progress(session=session, job=job)["total"] == 6
         _measure_all(session, job, truth)

@@ -46,7 +46,7 @@ DEFAULT_RIDGE = 1e-4
 
 
 def _complete_luts(*, session: Session, space_id: int, exclude: int | None = None) -> list[Job]:
-    """The newest complete LUT of each device (but ``exclude``) in the space, newest first; no predicted one."""
+    """The newest complete measured LUT of each device (but ``exclude``) in the space: none predicted or fitted."""
     query = (
         select(Job)
         .where(Job.space_id == space_id, Job.status == JobStatus.COMPLETE, Job.kind != "fewshot")
@@ -54,7 +54,7 @@ def _complete_luts(*, session: Session, space_id: int, exclude: int | None = Non
     )
     seen: dict[int, Job] = {}
     for job in session.scalars(query):
-        if job.device_id != exclude and job.device_id not in seen:
+        if job.device_id != exclude and job.device_id not in seen and "fit" not in (job.provenance or {}):
             seen[job.device_id] = job
     return list(seen.values())
 
@@ -71,7 +71,9 @@ def basis_luts(
 
     ``names`` picks the devices (an :class:`Invalid` ``few_shot_basis[i]``
     names one without a complete LUT of the space); by default every other
-    device's newest LUT that holds every entry.
+    device's newest LUT that holds every entry. A LUT fitted from whole
+    networks (``provenance.fit``) is no basis here: its entries are relative
+    to :data:`searchspace.fit.GAUGE_RULE`, the measured entries absolute.
     """
     space = get_or_create_space(session=session, spec=spec)
     keys = [e.key for e in spec.distinct_entries()]
@@ -86,7 +88,7 @@ def basis_luts(
             job = by_device.get(other.id)
             table = _table(session=session, job=job, spec=spec) if job else None
             if table is None or table.missing():
-                raise Invalid(f"few_shot_basis[{i}]", f"device {name!r} has no complete LUT of this space")
+                raise Invalid(f"few_shot_basis[{i}]", f"device {name!r} has no complete measured LUT of this space")
             found[name] = (job, table)
         return found
     for job in by_device.values():
