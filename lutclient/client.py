@@ -225,6 +225,8 @@ class HwlutClient:
         runtime: str | None = None,
         threads: int | None = None,
         options: Mapping[str, Any] | None = None,
+        few_shot: int | None = None,
+        few_shot_basis: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         """A profiling job for ``device``: its work items are the space's distinct entries (or only ``entries``).
 
@@ -237,6 +239,10 @@ class HwlutClient:
 
         ``validation`` (``{"n": int, "seed": int, "archs": [str]}``) adds
         validation networks that the job's agents measure beside the entries.
+
+        ``few_shot`` K makes a few-shot job: the server chooses K entries, the
+        agents measure them, the server predicts the rest from the complete
+        LUTs of other devices (``few_shot_basis``, default all).
         """
         if settings is None:
             given = JobSettings().to_dict()
@@ -260,6 +266,10 @@ class HwlutClient:
             body["entries"] = list(entries)
         if validation is not None:
             body["validation"] = dict(validation)
+        if few_shot is not None:
+            body["few_shot"] = few_shot
+            body["few_shot_basis"] = list(few_shot_basis) if few_shot_basis is not None else None
+            return self._json("POST", f"/v1/devices/{device}/jobs/few-shot", json=body)
         return self._json("POST", f"/v1/devices/{device}/jobs", json=body)
 
     def job(self, job_id: int) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from . import dashboard
 from .cache import LutCache
 from .errors import BodySizeLimit, document_body_limit, install_error_handlers
 from .fastpath import CachedEntries
-from .routes import accuracy, devices, jobs, leases, luts
+from .routes import accuracy, devices, fewshot, jobs, leases, luts
 from .schemas import Health
 from .settings import Settings, get_settings
 
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None, 
         """Liveness and the schema revision this server speaks."""
         return Health(schema_revision=head_revision())
 
-    for module in (luts, accuracy, devices, jobs, leases):  # the hot read routes first: matched in order
+    for module in (luts, accuracy, devices, jobs, fewshot, leases):  # the hot read routes first: matched in order
         app.include_router(module.router)
     app.include_router(leases.identity)
     dashboard.mount(app)

@@ -12,6 +12,7 @@ from . import agent as agent_cmd
 from . import db as db_cmd
 from . import device as device_cmd
 from . import export as export_cmd
+from . import fit as fit_cmd
 from . import job as job_cmd
 from . import lut as lut_cmd
 from . import measure as measure_cmd
@@ -36,8 +37,11 @@ app.command("search")(search_cmd.search)
 app.add_typer(db_cmd.app, name="db")
 app.command("serve")(serve_cmd.serve)
 app.add_typer(device_cmd.app, name="device")
+job_cmd.app.command("few-shot")(fit_cmd.job_fewshot)
 app.add_typer(job_cmd.app, name="job")
 app.command("agent")(agent_cmd.agent)
+lut_cmd.app.command("fit")(fit_cmd.fit)
+lut_cmd.app.add_typer(fit_cmd.fewshot_app, name="fewshot")
 app.add_typer(lut_cmd.app, name="lut")
 app.add_typer(lut_cmd.query_app, name="query")
 app.command("profile")(profile_cmd.profile)

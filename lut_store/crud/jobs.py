@@ -290,3 +290,7 @@ def refresh_status(*, session: Session, job: Job, now: datetime) -> None:
         job.status = finished
         job.completed_at = now
         mark_luts_changed(session)
+        if finished == JobStatus.COMPLETE and (job.options or {}).get("fewshot"):
+            from .fewshot import materialise  # a few-shot job: the server predicts the entries not measured
+
+            materialise(session=session, job=job, now=now)
