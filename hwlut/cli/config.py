@@ -1,7 +1,7 @@
 """``hwlut config``: the client's settings file, so no one repeats ``--server`` and ``--token``.
 
 The file is JSON, ``config.json`` under the user's config directory
-(platformdirs: ``~/.config/hwlut`` on Linux), or ``$HWLUT_CONFIG``. It may hold
+(platformdirs: ``~/.config/hwlut`` on Linux), or ``$HWLUT_CLIENT_CONFIG``. It may hold
 a token, so it is written readable by its owner only (mode 0600). A command
 takes a value from its option first, then from the environment
 (``HWLUT_SERVER``, ``HWLUT_TOKEN``, ``HWLUT_ADMIN_TOKEN``), then from this file.
@@ -31,8 +31,8 @@ app = typer.Typer(
 
 
 def config_path() -> Path:
-    """``$HWLUT_CONFIG``, else ``config.json`` in the user's config directory for hwlut."""
-    env = os.environ.get("HWLUT_CONFIG")
+    """``$HWLUT_CLIENT_CONFIG``, else ``config.json`` in the user's config directory for hwlut."""
+    env = os.environ.get("HWLUT_CLIENT_CONFIG")
     if env:
         return Path(env)
     from platformdirs import user_config_dir

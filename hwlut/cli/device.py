@@ -17,9 +17,10 @@ NameArg = Annotated[str, typer.Argument(help="The device's name, e.g. pixel7-cpu
 
 
 def _print_token(name: str, token: str, what: str) -> None:
+    """The token as the last line of stdout (for ``| tail -1``); the next step on stderr."""
+    typer.echo(f"next: hwlut job create --device {name}; then on the device: hwlut agent --token TOKEN", err=True)
     typer.echo(f"device {name}: {what}. Its token (shown once, only its hash is stored):")
     typer.echo(token)
-    typer.echo(f"next: hwlut agent --server … --token {token[:10]}… on the device, or hwlut job create --device {name}")
 
 
 @app.command("register")

@@ -21,6 +21,8 @@ code  meaning
 from __future__ import annotations
 
 import os
+import re
+import sys
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -36,6 +38,7 @@ __all__ = [
     "debug_enabled",
     "fail",
     "message_of",
+    "plain_help",
     "root_options",
 ]
 
@@ -107,8 +110,38 @@ def message_of(exc: BaseException) -> tuple[str, int] | None:
     return None
 
 
+_ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc):`~?([^`]+)`")
+_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def plain_help(text: str | None) -> str | None:
+    """Help text without reStructuredText: ``x`` → `x`, :class:`~a.B` → `B`, a ``::`` line ending → ``:``."""
+    if not text:
+        return text
+    text = _ROLE.sub(lambda m: f"`{m.group(1).rsplit('.', 1)[-1]}`", text)
+    text = _LITERAL.sub(r"`\1`", text)
+    return re.sub(r"::$", ":", text, flags=re.MULTILINE)
+
+
+def _plain(command: Any) -> None:
+    command.help = plain_help(command.help)
+    command.short_help = plain_help(command.short_help)
+    for param in command.params:
+        if getattr(param, "help", None):
+            param.help = plain_help(param.help)
+    for sub in getattr(command, "commands", {}).values():
+        _plain(sub)
+
+
 class HwlutGroup(TyperGroup):
-    """The ``hwlut`` group: turns what a command raises into one line and an exit code (``--debug``: a traceback)."""
+    """The ``hwlut`` group: turns what a command raises into one line and an exit code (``--debug``: a traceback).
+
+    Its commands' help is plain text (:func:`plain_help`), not the docstrings' reStructuredText.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain(self)
 
     def invoke(self, ctx: typer.Context) -> Any:
         """Run the command; a user's mistake or a server's refusal ends it with ``error: …`` and its exit code."""
@@ -116,6 +149,10 @@ class HwlutGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
+        except BrokenPipeError:  # the reader of a pipe went away (| head): nothing more to say
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(EXIT_FAILED) from None
         except KeyboardInterrupt:
             if debug_enabled():
                 raise

@@ -25,7 +25,7 @@ query_app = typer.Typer(help="Ask a server for latencies (a table in ms; --json:
 DbOpt = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default: $HWLUT_DATABASE_URL).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="Device name.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="File to write; - for standard output.")]
-FORMAT_HELP = "hwlut (JSON, µs), csv (µs), hwnasbench, proxyless, ofa (ms)"
+FORMAT_HELP = f"{', '.join(LUT_FORMATS)} (hwlut: JSON in µs; csv: µs; the others: ms)"
 FormatOpt = Annotated[str, typer.Option(help=FORMAT_HELP, autocompletion=choices(LUT_FORMATS), metavar="FORMAT")]
 
 
