@@ -171,14 +171,36 @@ def test_debug_shows_the_traceback(served: dict[str, str]) -> None:
     assert loud.exception is not None and type(loud.exception).__name__ == "ServerUnreachable"
 
 
+def _commands() -> list[list[str]]:
+    """Every command's words (``["job", "create"]``...)."""
+    import typer
+
+    found: list[list[str]] = []
+
+    def walk(command: Any, words: list[str]) -> None:
+        subs = getattr(command, "commands", None)
+        if subs:
+            for name, sub in subs.items():
+                walk(sub, [*words, name])
+        else:
+            found.append(words)
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
 def test_version_and_help_that_teaches() -> None:
     from hwlut import __version__
 
     assert run("--version").output.strip() == f"hwlut {__version__}"
-    for args in (["job", "create"], ["profile"], ["lut", "export"], ["query", "arch"], ["lut", "import"]):
+    commands = _commands()
+    assert len(commands) >= 30 and ["job", "cancel"] in commands and ["config", "set"] in commands
+    for args in commands:  # every command's help: no Python type names, no reStructuredText
         text = run(*args, "--help").output
-        assert "<bool>" not in text and "<list[" not in text and "``" not in text, args
-        assert "Example" in text, args
+        assert "<bool>" not in text and "<list[" not in text and "<str>" not in text, args
+        assert "``" not in text and ":class:" not in text, args
+    for args in (["job", "create"], ["job", "list"], ["profile"], ["lut", "export"], ["query", "arch"], ["agent"]):
+        assert "Example" in run(*args, "--help").output, args
     assert "ort, tflite, adb" in run("profile", "--help").output
     assert "warm, cold, l2" in run("job", "create", "--help").output
     assert "disable, basic, extended, all" in run("profile", "--help").output
@@ -324,3 +346,16 @@ def test_cancel_and_find_jobs_in_the_store(store: Store) -> None:
     with store.transaction(write=True) as session:
         job = crud.get_job(session=session, job_id=job_id)
         assert crud.claim_items(session=session, job=job, agent="a", max_items=5).items == []
+
+
+def test_lut_files_are_written_with_the_users_umask(tmp_path: Path) -> None:
+    table = LatencyTable(space=SPACE, entries={})
+    old = os.umask(0o022)
+    try:
+        table.save(tmp_path / "a.json")
+        os.umask(0o027)
+        table.save(tmp_path / "b.json")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o640
