@@ -276,7 +276,12 @@ def test_query_entry_table_json_and_lut_get_to_stdout(served: dict[str, str], tm
 def _mistakes(tmp: Path, dead: str) -> list[tuple[list[str], int, str]]:
     binary = tmp / "blob.bin"
     binary.write_bytes(bytes(range(256)) * 4)
+    measured = tmp / "tflite.json"  # a LUT file measured with LiteRT
+    LatencyTable(space=SPACE, entries={}, provenance={"runtime": {"runtime": "tflite", "threads": 1}}).save(measured)
     return [
+        (["profile", "--runtime", "ort", "-r", "32", "--limit", "1", "--out", str(measured)], 2,
+         "was measured with runtime.runtime 'tflite'; this command asks for 'ort'. To continue it, drop or change "
+         "--runtime; or give another --out, or add --restart"),
         (["job", "create", "--device", "d", "--runtime", "tflit", "--server", dead], 2, "--runtime"),
         (["profile", "--optimization", "max", "-r", "32", "--limit", "1", "--out", str(tmp / "p.json")], 2,
          "--optimization"),
@@ -311,8 +316,8 @@ def test_no_user_mistake_prints_a_traceback(tmp_path: Path) -> None:
         )
         for args, _, _ in cases
     ]
-    for proc, (args, exit_code, says) in zip(procs, cases, strict=True):
-        out, err = proc.communicate(timeout=180)
+    outputs = [proc.communicate(timeout=180) for proc in procs]
+    for proc, (out, err), (args, exit_code, says) in zip(procs, outputs, cases, strict=True):
         shown = out + err
         assert "Traceback" not in shown, (args, shown[-2000:])
         assert proc.returncode == exit_code, (args, proc.returncode, shown[-2000:])
@@ -359,3 +364,28 @@ def test_lut_files_are_written_with_the_users_umask(tmp_path: Path) -> None:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o640
+
+
+def test_the_profile_bar_counts_finished_entries_and_fits_80_columns() -> None:
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from hwlut.cli.profile import _progress, _RichHooks
+
+    console = Console(width=80, record=True, force_terminal=False, color_system=None)
+    progress = _progress(console)
+    hooks = _RichHooks(progress)
+
+    def shown() -> str:
+        console.print(progress.get_renderable())
+        return console.export_text()
+
+    assert "None" not in shown()  # before the total is known: no "0/None entries"
+    hooks.start(112, 5)
+    hooks.measuring(1, 2, 60)
+    report = SimpleNamespace(accepted=True, flagged=False, index=2, active=40, drift=0.004, finished=(1, 2))
+    hooks.passed(report, 7.6, 112)  # 7.6: finished entries plus shares of unfinished ones
+    text = shown()
+    assert "7/112 entries" in text and "pass 3, 40 active" in text
+    assert all(len(line) <= 80 for line in text.splitlines())

@@ -23,6 +23,7 @@ from rich.text import Text
 from searchspace import SpecError, load_space
 from searchspace.jobs import CACHE_MODES, OPTIMIZATION_LEVELS, RUNTIME_ALIASES, canonical_runtime
 
+from .errors import fail
 from .options import PROTOCOL_DEFAULTS, CacheModeOpt, ProtocolOptions, RuntimeOpt, choices, protocol_options
 
 __all__ = ["profile", "runtime_from_options"]
@@ -277,11 +278,9 @@ def profile(
         console.print(f"[yellow]interrupted[/]: the partial LUT is in {out}; run the same command to continue")
         raise typer.Exit(130) from None
     except LutMismatch as exc:
-        console.print(f"[red]error[/]: {mismatch_message(str(exc), out)}", highlight=False)
-        raise typer.Exit(2) from None
+        fail(mismatch_message(str(exc), out))
     except RuntimeUnavailable as exc:
-        console.print(f"[red]error[/]: {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        fail(str(exc))
     _summary(console, table, out, len(entries), time.perf_counter() - started)
 
 
