@@ -389,3 +389,26 @@ def test_the_profile_bar_counts_finished_entries_and_fits_80_columns() -> None:
     text = shown()
     assert "7/112 entries" in text and "pass 3, 40 active" in text
     assert all(len(line) <= 80 for line in text.splitlines())
+
+
+def test_ctrl_c_while_waiting_for_a_server_is_exit_130_without_a_traceback() -> None:
+    import signal
+
+    with socket.socket() as listener:  # a server that takes the connection and never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(60)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        code = "import sys; from hwlut.cli import main; sys.argv[0] = 'hwlut'; main()"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, "job", "list", "--server", url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        conn, _ = listener.accept()  # the command is waiting for its answer now
+        with conn:
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip() == "interrupted" and "Traceback" not in out + err

@@ -82,7 +82,7 @@ def _client_message(exc: Exception) -> tuple[str, int]:
         what = "needs a token" if exc.status == 401 else "refused this token"
         return (
             f"{url} {what} ({exc}). Give one with --token, HWLUT_TOKEN or `hwlut config set token TOKEN` "
-            "(an admin token for devices and other devices' jobs, the device's own token for its jobs)",
+            "(the admin token for devices; a device's own token for its jobs; the read token where reads need one)",
             EXIT_REFUSED,
         )
     if isinstance(exc, ApiError):
@@ -99,9 +99,7 @@ def message_of(exc: BaseException) -> tuple[str, int] | None:
 
     if isinstance(exc, HwlutError):
         return _client_message(exc)
-    if isinstance(exc, SchemaBehind):
-        return f"{exc} (create or upgrade it with `hwlut db upgrade --db URL`)", EXIT_REFUSED
-    if isinstance(exc, (StoreError, FormatError, LutFileError, SpecError)):
+    if isinstance(exc, (SchemaBehind, StoreError, FormatError, LutFileError, SpecError)):
         return str(exc), EXIT_REFUSED
     if isinstance(exc, UnicodeDecodeError):
         return f"not a text file ({exc.reason} at byte {exc.start})", EXIT_REFUSED

@@ -58,7 +58,9 @@ def _open_store(db: str | None, *, create: bool = False) -> Any:
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A LUT file in any format.")],
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="A LUT file in any format.", metavar="FILE")
+    ],
     device: DeviceOpt,
     db: DbOpt = None,
     format: Annotated[
@@ -82,7 +84,7 @@ def import_(
         text = file.read_text()
     except UnicodeDecodeError:
         raise typer.BadParameter(
-            f"{file} is not a text file; give a LUT file ({FORMAT_HELP})", param_hint="FILE"
+            f"{file} is not a text file; give a LUT file: {', '.join(LUT_FORMATS)}", param_hint="FILE"
         ) from None
     try:
         table = read_table(text, format, filename=file.name)

@@ -35,7 +35,8 @@ __all__ = ["show"]
 
 def show(
     file: Annotated[
-        Path | None, typer.Argument(exists=True, dir_okay=False, help="An hwlut LUT file (JSON); or --device.")
+        Path | None,
+        typer.Argument(exists=True, dir_okay=False, help="An hwlut LUT file (JSON); or --device.", metavar="FILE"),
     ] = None,
     device: Annotated[
         str | None, typer.Option("--device", help="Show this device's LUT on a server instead of a file.")
