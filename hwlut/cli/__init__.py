@@ -43,13 +43,13 @@ app.add_typer(db_cmd.app, name="db")
 app.command("serve")(serve_cmd.serve)
 app.add_typer(device_cmd.app, name="device")
 app.add_typer(job_cmd.app, name="job")
+app.add_typer(config_cmd.app, name="config")
 app.command("agent")(agent_cmd.agent)
 app.add_typer(lut_cmd.app, name="lut")
 app.add_typer(lut_cmd.query_app, name="query")
 app.command("profile")(profile_cmd.profile)
 app.command("measure-arch")(measure_cmd.measure_arch)
 app.command("validate")(validate_cmd.validate)
-app.add_typer(config_cmd.app, name="config")
 
 
 def main() -> None:
