@@ -40,7 +40,7 @@ def _display_type(param: Any, ctx: Any) -> str | None:
         return None
     if param.metavar:
         return None if isinstance(param, typer.core.TyperArgument) else param.metavar
-    label = _TYPER_DISPLAY_TYPE(param, ctx).strip("<>")
+    label = str(param.display_type(ctx)).strip("<>")
     many = label.startswith("list[")
     label = label[5:-1] if many else label
     if label == "bool":
@@ -49,18 +49,16 @@ def _display_type(param: Any, ctx: Any) -> str | None:
     return f"{word} (repeat)" if many else word
 
 
-_TYPER_DISPLAY_TYPE = typer.core._TyperParameter.display_type
-
-
 def widen_help() -> None:
     """``--help`` that teaches: type words, not Python's type names; into a pipe, 120 columns, not Rich's 80."""
     import typer.rich_utils
 
-    typer.core.TyperOption.display_type_rich = _display_type  # type: ignore[method-assign]
-    typer.core.TyperArgument.display_type_rich = _display_type  # type: ignore[method-assign]
-    make_console = typer.rich_utils._get_rich_console
-    if getattr(make_console, "hwlut_wide", False):
-        return
+    if hasattr(typer.core.TyperOption, "display_type"):  # Typer's own type labels (<bool>, <list[Path]>...)
+        typer.core.TyperOption.display_type_rich = _display_type  # type: ignore[method-assign]
+        typer.core.TyperArgument.display_type_rich = _display_type  # type: ignore[method-assign]
+    make_console = getattr(typer.rich_utils, "_get_rich_console", None)
+    if make_console is None or getattr(make_console, "hwlut_wide", False):
+        return  # another Typer, or done already
 
     def wide_console(stderr: bool = False) -> Console:
         console = make_console(stderr=stderr)
