@@ -412,3 +412,21 @@ def test_ctrl_c_while_waiting_for_a_server_is_exit_130_without_a_traceback() -> 
             out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert err.strip() == "interrupted" and "Traceback" not in out + err
+
+
+def test_an_unexpected_error_is_one_line_pointing_at_debug(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hwlut.cli import job
+    from hwlut.cli.errors import message_of
+    from searchspace import ArchitectureError
+
+    def broken(*_args: Any, **_kw: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(job, "connect", broken)
+    quiet = run("job", "list")
+    assert quiet.exit_code == 1 and "error: unexpected RuntimeError: boom" in quiet.output
+    assert "--debug" in quiet.output and "HWLUT_DEBUG=1" in quiet.output
+    loud = run("job", "list", env={"HWLUT_DEBUG": "1"})
+    assert isinstance(loud.exception, RuntimeError)
+    assert message_of(ArchitectureError("not an architecture of fbnet")) == ("not an architecture of fbnet", 2)
+    assert message_of(ValueError("a bug")) is None  # a plain ValueError is no refusal: unexpected

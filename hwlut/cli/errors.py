@@ -48,6 +48,9 @@ EXIT_REFUSED = 2
 EXIT_INCOMPLETE = 3
 EXIT_INTERRUPTED = 130
 
+#: Packages whose ValueError / KeyError subclasses are refusals of a user's value, said in their message.
+_OWN_PACKAGES = ("searchspace", "lut_store", "lutclient", "profiler", "searcher", "hwlut")
+
 #: Set by ``hwlut --debug``: let tracebacks through.
 _DEBUG = {"on": False}
 
@@ -101,6 +104,8 @@ def message_of(exc: BaseException) -> tuple[str, int] | None:
         return _client_message(exc)
     if isinstance(exc, (SchemaBehind, StoreError, FormatError, LutFileError, SpecError)):
         return str(exc), EXIT_REFUSED
+    if isinstance(exc, (ValueError, LookupError)) and type(exc).__module__.split(".")[0] in _OWN_PACKAGES:
+        return str(exc), EXIT_REFUSED  # hwlut's own refusals (a bad key, an architecture of another space...)
     if isinstance(exc, UnicodeDecodeError):
         return f"not a text file ({exc.reason} at byte {exc.start})", EXIT_REFUSED
     if isinstance(exc, OSError) and exc.filename:
