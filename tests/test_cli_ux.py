@@ -430,3 +430,14 @@ def test_an_unexpected_error_is_one_line_pointing_at_debug(monkeypatch: pytest.M
     assert isinstance(loud.exception, RuntimeError)
     assert message_of(ArchitectureError("not an architecture of fbnet")) == ("not an architecture of fbnet", 2)
     assert message_of(ValueError("a bug")) is None  # a plain ValueError is no refusal: unexpected
+
+
+def test_a_failed_profile_start_leaves_no_empty_file_but_keeps_measured_ones(tmp_path: Path) -> None:
+    from hwlut.cli.profile import _drop_if_empty
+
+    empty, measured = tmp_path / "empty.json", tmp_path / "measured.json"
+    LatencyTable(space=SPACE, entries={}).save(empty)
+    LatencyTable(space=SPACE, entries={SPACE.distinct_entries()[0].key: {"median": 1.0}}).save(measured)
+    assert not _drop_if_empty(empty, existed=True) and empty.exists()  # the user's file: kept
+    assert _drop_if_empty(empty, existed=False) and not empty.exists()  # made by this run, nothing in it
+    assert not _drop_if_empty(measured, existed=False) and measured.exists()

@@ -269,19 +269,42 @@ def profile(
         console.print(f"--restart: {out} moved to {backup}; measuring from the start", highlight=False)
     started = time.perf_counter()
     progress = _progress(console)
+    existed = out.exists()
     try:
         with progress:
             table = profile_space(
                 spec, rt, out, cfg, entries=entries, batch_size=batch_size or None, hooks=_RichHooks(progress)
             )
     except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted[/]: the partial LUT is in {out}; run the same command to continue")
+        if _drop_if_empty(out, existed):
+            console.print("[yellow]interrupted[/] before any entry was measured; no file left", highlight=False)
+        else:
+            console.print(f"[yellow]interrupted[/]: the partial LUT is in {out}; run the same command to continue")
         raise typer.Exit(130) from None
     except LutMismatch as exc:
         fail(mismatch_message(str(exc), out))
-    except RuntimeUnavailable as exc:
-        fail(str(exc))
+    except BaseException as exc:
+        _drop_if_empty(out, existed)  # a failed start leaves no 0-entry file to block the right command
+        if isinstance(exc, RuntimeUnavailable):
+            fail(str(exc))
+        raise
     _summary(console, table, out, len(entries), time.perf_counter() - started)
+
+
+def _drop_if_empty(out: Path, existed: bool) -> bool:
+    """Remove ``out`` when this run made it and measured nothing into it; True when removed."""
+    from searchspace import LatencyTable, LutFileError
+
+    if existed or not out.exists():
+        return False
+    try:
+        table = LatencyTable.load(out)
+    except (LutFileError, OSError, ValueError):
+        return False
+    if table.entries or table.errors:
+        return False
+    out.unlink()
+    return True
 
 
 def _summary(console: Console, table: Any, out: Path, wanted: int, wall: float) -> None:
