@@ -73,6 +73,7 @@ class JobStatus:
     RUNNING = "running"
     COMPLETE = "complete"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class WorkStatus:

@@ -42,7 +42,9 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
 class HwlutError(Exception):
-    """Anything the client could not do."""
+    """Anything the client could not do; :attr:`url` is the server's base URL when a request was made."""
+
+    url: str | None = None
 
 
 class ServerUnreachable(HwlutError):
@@ -149,19 +151,29 @@ class HwlutClient:
         """Close the connection pool."""
         self._http.close()
 
+    @property
+    def base_url(self) -> str:
+        """The server's URL as requests start with it (no trailing slash)."""
+        return str(self._http.base_url).rstrip("/")
+
     # -- plumbing ------------------------------------------------------------
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise ServerUnreachable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+            error: HwlutError = ServerUnreachable(f"{method} {path}: {type(exc).__name__}: {exc}")
+            error.url = self.base_url
+            raise error from exc
         if response.status_code >= 400:
             try:
-                detail = response.json().get("detail")
+                body = response.json()
+                detail = body.get("detail") if isinstance(body, dict) else None
             except ValueError:
                 detail = None
             problems = detail if isinstance(detail, list) else ([{"loc": [], "msg": str(detail)}] if detail else [])
-            raise _BY_STATUS.get(response.status_code, ApiError)(response.status_code, problems, response.text)
+            error = _BY_STATUS.get(response.status_code, ApiError)(response.status_code, problems, response.text)
+            error.url = self.base_url
+            raise error
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -279,6 +291,18 @@ class HwlutClient:
     def jobs(self, device: str) -> list[dict[str, Any]]:
         """A device's jobs and imported LUTs, newest first."""
         return self._json("GET", f"/v1/devices/{device}/jobs")
+
+    def list_jobs(
+        self, *, device: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Jobs and imported LUTs of every device (or of ``device``, with ``status``), newest first."""
+        params: dict[str, Any] = {"limit": limit}
+        params.update({k: v for k, v in (("device", device), ("status", status)) if v is not None})
+        return self._json("GET", "/v1/jobs", params=params)
+
+    def cancel_job(self, job_id: int) -> dict[str, Any]:
+        """Cancel a job: its items not measured yet are dropped, agents skip it; returns the job."""
+        return self._json("POST", f"/v1/jobs/{job_id}/cancel")
 
     def failed(self, job_id: int) -> list[dict[str, Any]]:
         """Items of a job that failed for good: ``[{"item_id", "key", "attempts", "error"}]``."""

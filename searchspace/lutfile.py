@@ -58,6 +58,13 @@ class MissingEntries(KeyError):
         return f"the LUT lacks {len(self.keys)} entr{'y' if len(self.keys) == 1 else 'ies'}: {shown}"
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @dataclass
 class LatencyTable:
     """A latency lookup table of one space on one device (latencies in µs)."""
@@ -145,6 +152,7 @@ class LatencyTable:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
+            os.fchmod(fd, 0o666 & ~_umask())  # a LUT is no secret: the user's umask, not mkstemp's 0600
             with os.fdopen(fd, "w") as fh:
                 json.dump(self.to_dict(), fh, indent=1)
                 fh.flush()

@@ -20,6 +20,8 @@ def _hwlut_home(tmp_path_factory: pytest.TempPathFactory) -> None:
         os.environ["HWLUT_HOME"] = os.environ["HWLUT_TEST_HOME"]
     else:
         os.environ["HWLUT_HOME"] = str(tmp_path_factory.mktemp("hwlut-home"))
+    # the client's config file (`hwlut config`): the tests' own, never the user's
+    os.environ["HWLUT_CLIENT_CONFIG"] = str(tmp_path_factory.mktemp("hwlut-config") / "config.json")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -483,12 +483,12 @@ def test_cli_register_list_create_status(server) -> None:
     assert done.exit_code == 0, done.output
     token = done.output.strip().splitlines()[-1]
     assert token.startswith("hwlut_")
-    assert runner.invoke(app, ["device", "add", "cli-box"], env=env).exit_code == 1  # the alias; the name is taken
+    assert runner.invoke(app, ["device", "add", "cli-box"], env=env).exit_code == 2  # the alias; the name is taken
     listed = runner.invoke(app, ["device", "list", "--json"], env=env)
     assert json.loads(listed.output.splitlines()[0])["name"] == "cli-box"
     created = runner.invoke(
         app,
-        ["job", "create", "--device", "cli-box", "-r", "32", "--runtime", "ort", "--threads", "1", "--entry", KEYS[0]],
+        [*"job create --json --device cli-box -r 32 --runtime ort --threads 1 --entry".split(), KEYS[0]],
         env={**env, "HWLUT_TOKEN": token},
     )
     assert created.exit_code == 0, created.output
@@ -498,7 +498,7 @@ def test_cli_register_list_create_status(server) -> None:
     assert status.exit_code == 0 and "0/1 done (0%)" in status.output and "1 pending" in status.output
     validated = runner.invoke(
         app,
-        ["job", "create", "--device", "cli-box", "-r", "32", "--validate", "2", "--validate-seed", "3", "--arch", ARCH],
+        [*"job create --json --device cli-box -r 32 --validate 2 --validate-seed 3 --arch".split(), ARCH],
         env={**env, "HWLUT_TOKEN": token},
     )
     assert validated.exit_code == 0, validated.output

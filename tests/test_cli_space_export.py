@@ -82,7 +82,8 @@ def test_a_server_error_is_one_line_not_a_traceback() -> None:
     ]
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
-    assert out.stderr.startswith("error: GET /v1/devices/d/luts/latest/entries/") and "Traceback" not in out.stderr
+    assert out.stderr.startswith(f"error: cannot reach the hwlut server at http://127.0.0.1:{port}")
+    assert "GET /v1/devices/d/luts/latest/entries/" in out.stderr and "Traceback" not in out.stderr
 
 
 @pytest.mark.slow

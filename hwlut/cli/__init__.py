@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from . import agent as agent_cmd
+from . import config as config_cmd
 from . import db as db_cmd
 from . import device as device_cmd
 from . import export as export_cmd
@@ -23,13 +24,19 @@ from . import search as search_cmd
 from . import serve as serve_cmd
 from . import space as space_cmd
 from . import validate as validate_cmd
+from .console import widen_help
+from .errors import HwlutGroup, root_options
 
 app = typer.Typer(
     name="hwlut",
     help="Device latency lookup tables for hardware-aware neural architecture search.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=HwlutGroup,
+    context_settings={"max_content_width": 120},
 )
+app.callback()(root_options)
+widen_help()
 app.add_typer(space_cmd.app, name="space")
 app.command("export")(export_cmd.export)
 app.command("quickstart")(quickstart_cmd.quickstart)
@@ -39,6 +46,7 @@ app.command("serve")(serve_cmd.serve)
 app.add_typer(device_cmd.app, name="device")
 job_cmd.app.command("few-shot")(fit_cmd.job_fewshot)
 app.add_typer(job_cmd.app, name="job")
+app.add_typer(config_cmd.app, name="config")
 app.command("agent")(agent_cmd.agent)
 lut_cmd.app.command("fit")(fit_cmd.fit)
 lut_cmd.app.add_typer(fit_cmd.fewshot_app, name="fewshot")
@@ -53,13 +61,7 @@ app.add_typer(plot_cmd.app, name="plot")
 def main() -> None:
     """Entry point of the ``hwlut`` console script.
 
-    An error from a server (unreachable, refused, not found) ends the command
-    with its one-line message and exit status 1, not a traceback.
+    Errors end a command with one line and the exit code of :mod:`hwlut.cli.errors`
+    (:class:`~hwlut.cli.errors.HwlutGroup` catches them), not a traceback.
     """
-    from lutclient import HwlutError
-
-    try:
-        app()
-    except HwlutError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise SystemExit(1) from None
+    app()

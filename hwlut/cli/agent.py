@@ -16,6 +16,12 @@ from typing import Annotated, Any
 
 import typer
 
+from searchspace.jobs import RUNTIMES
+
+from .config import configured
+from .options import OptimizationOpt, choices
+from .remote import ServerOpt, server_url
+
 __all__ = ["CliHooks", "agent"]
 
 
@@ -68,14 +74,27 @@ class CliHooks:
 
 
 def agent(
-    server: Annotated[str, typer.Option("--server", envvar="HWLUT_SERVER", help="Server URL.")],
-    token: Annotated[str, typer.Option("--token", envvar="HWLUT_TOKEN", help="The device's token.")],
+    server: ServerOpt = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="HWLUT_TOKEN",
+            help="The device's token (default: `hwlut config set token`).",
+            show_default=False,
+        ),
+    ] = None,
     runtime: Annotated[
-        str | None, typer.Option(help="ort, tflite or adb (default: each job's own); a job of another is refused.")
+        str | None,
+        typer.Option(
+            help="ort, tflite or adb (default: each job's own); a job of another is refused.",
+            autocompletion=choices(RUNTIMES),
+            metavar="RUNTIME",
+        ),
     ] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="Runtime threads (default: the job's).")] = None,
     xnnpack: Annotated[bool | None, typer.Option("--xnnpack/--no-xnnpack", help="LiteRT/adb: XNNPACK.")] = None,
-    optimization: Annotated[str | None, typer.Option(help="onnxruntime graph optimisation level.")] = None,
+    optimization: OptimizationOpt = None,
     adb_serial: Annotated[
         list[str] | None, typer.Option("--adb-serial", help="A phone's serial (repeat: one worker per phone).")
     ] = None,
@@ -90,13 +109,23 @@ def agent(
     ] = 600.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="A line per pass too.")] = False,
 ) -> None:
-    """Claim, measure and upload a registered device's work (see the README's "Device agent")."""
+    """Claim, measure and upload a registered device's work (see the README's "Device agent").
+
+    Example: hwlut agent --server http://10.0.0.5:8000 --token hwlut_… --once
+    """
     from profiler.agent import Agent, AgentConfig, AgentError, SettingsMismatch
 
+    token = token or configured("token")
+    if not token:
+        raise typer.BadParameter(
+            "the device's token is needed: --token, HWLUT_TOKEN or `hwlut config set token` "
+            "(hwlut device register/token print one)",
+            param_hint="--token",
+        )
     adb_options = {k: v for k, v in (("benchmark_binary", adb_binary), ("cpu_mask", adb_cpu_mask)) if v}
     try:
         config = AgentConfig(
-            server=server,
+            server=server_url(server),
             token=token,
             runtime=runtime,
             threads=threads,

@@ -14,7 +14,10 @@ DbOpt = Annotated[
 
 @app.command("upgrade")
 def upgrade(db: DbOpt = None) -> None:
-    """Create the database, or bring its schema to this hwlut's revision."""
+    """Create the database, or bring its schema to this hwlut's revision.
+
+    Example: hwlut db upgrade --db postgresql+psycopg://hwlut@localhost/hwlut
+    """
     from lut_store import Store
 
     store = Store(db)
@@ -25,7 +28,7 @@ def upgrade(db: DbOpt = None) -> None:
 
 @app.command("current")
 def current(db: DbOpt = None) -> None:
-    """The database's schema revision and the one this hwlut needs."""
+    """The database's schema revision and the one this hwlut needs. Example: hwlut db current"""
     from lut_store import Store, current_revision, head_revision
 
     store = Store(db)

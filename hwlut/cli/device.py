@@ -1,70 +1,71 @@
-"""``hwlut device``: register, list and delete devices on a server (admin token)."""
+"""``hwlut device``: register, list and delete devices on a server, and give one a new token (admin token)."""
 
 from __future__ import annotations
 
 import json
-import os
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Devices on an hwlut server (writes need HWLUT_ADMIN_TOKEN).", no_args_is_help=True)
-ServerOpt = Annotated[str, typer.Option("--server", envvar="HWLUT_SERVER", help="Server URL.")]
-TokenOpt = Annotated[
-    str | None, typer.Option("--token", help="Admin token (default: $HWLUT_ADMIN_TOKEN).", show_default=False)
-]
+from .remote import ServerOpt, TokenOpt, connect
+
+app = typer.Typer(
+    help="Devices on an hwlut server (writes need the admin token: --token or HWLUT_ADMIN_TOKEN).",
+    no_args_is_help=True,
+)
+NameArg = Annotated[str, typer.Argument(help="The device's name, e.g. pixel7-cpu-1t.", metavar="NAME")]
 
 
-def _client(server: str, token: str | None = None) -> Any:
-    from lutclient import HwlutClient
-
-    return HwlutClient(server, token=token or os.environ.get("HWLUT_ADMIN_TOKEN") or os.environ.get("HWLUT_TOKEN"))
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(1)
+def _print_token(name: str, token: str, what: str) -> None:
+    """The token as the last line of stdout (for ``| tail -1``); the next step on stderr."""
+    typer.echo(f"next: hwlut job create --device {name}; then on the device: hwlut agent --token TOKEN", err=True)
+    typer.echo(f"device {name}: {what}. Its token (shown once, only its hash is stored):")
+    typer.echo(token)
 
 
 @app.command("register")
 def register(
-    name: str,
-    server: ServerOpt = "http://127.0.0.1:8000",
+    name: NameArg,
+    server: ServerOpt = None,
     description: Annotated[str, typer.Option(help="Free text.")] = "",
     token: TokenOpt = None,
 ) -> None:
-    """Register a device (admin token); prints its token once (keep it: only its hash is stored)."""
-    from lutclient import HwlutError
+    """Register a device (admin token); prints its token once (keep it: only its hash is stored).
 
-    try:
-        with _client(server, token) as client:
-            doc = client.create_device(name, description=description)
-    except HwlutError as exc:
-        raise _fail(exc) from None
-    typer.echo(f"device {name} registered. Its token (shown once, give it to the agent with --token):")
-    typer.echo(doc["token"])
+    Example: hwlut device register pixel7-cpu-1t --description "Pixel 7, big cores"
+    """
+    with connect(server, token, admin_first=True) as client:
+        doc = client.create_device(name, description=description)
+    _print_token(name, doc["token"], "registered")
 
 
 app.command("add", help="Alias of `register`.")(register)
 
 
+@app.command("token")
+def new_token(name: NameArg, server: ServerOpt = None, token: TokenOpt = None) -> None:
+    """A new token for a registered device (admin token); the older ones keep working.
+
+    Example: hwlut device token pixel7-cpu-1t
+    """
+    with connect(server, token, admin_first=True) as client:
+        fresh = client.new_token(name)
+    _print_token(name, fresh, "new token")
+
+
 @app.command("list")
 def list_(
-    server: ServerOpt = "http://127.0.0.1:8000",
+    server: ServerOpt = None,
+    token: TokenOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
 ) -> None:
-    """Every device."""
+    """Every device. Example: hwlut device list --json"""
     from rich.table import Table
-
-    from lutclient import HwlutError
 
     from .console import out_console
 
-    try:
-        with _client(server) as client:
-            devices = client.devices()
-    except HwlutError as exc:
-        raise _fail(exc) from None
+    with connect(server, token) as client:
+        devices = client.devices()
     if as_json:
         for device in devices:
             typer.echo(json.dumps(device))
@@ -77,13 +78,24 @@ def list_(
 
 
 @app.command("rm")
-def rm(name: str, server: ServerOpt = "http://127.0.0.1:8000", token: TokenOpt = None) -> None:
-    """Delete a device and all its LUTs."""
-    from lutclient import HwlutError
+def rm(
+    name: NameArg,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask; needed when not at a terminal.")] = False,
+) -> None:
+    """Delete a device with its tokens, jobs and LUTs (admin token); asks first unless --yes.
 
-    try:
-        with _client(server, token) as client:
-            client.delete_device(name)
-    except HwlutError as exc:
-        raise _fail(exc) from None
+    Example: hwlut device rm old-phone --yes
+    """
+    import sys
+
+    from .errors import fail
+
+    if not yes:
+        if not sys.stdin.isatty():
+            fail(f"deleting {name} removes its jobs and LUTs for good; add --yes to confirm")
+        typer.confirm(f"Delete device {name} with all its jobs and LUTs?", abort=True)
+    with connect(server, token, admin_first=True) as client:
+        client.delete_device(name)
     typer.echo(f"device {name} deleted")

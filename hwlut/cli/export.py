@@ -10,18 +10,29 @@ import typer
 
 from searchspace import NAMED_ARCHITECTURES, ArchitectureError, EntryKeyError, SpecError, load_space, parse_key
 
+from .options import choices
+
 
 def export(
     key_or_arch: Annotated[
-        str, typer.Argument(help="An entry key (any rendering) or an architecture 'k3_e1,skip,...'.")
+        str,
+        typer.Argument(help="An entry key (any rendering) or an architecture 'k3_e1,skip,...'.", metavar="KEY_OR_ARCH"),
     ],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="onnx or tflite.")] = "onnx",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f", help="onnx or tflite.", autocompletion=choices(("onnx", "tflite")), metavar="FORMAT"
+        ),
+    ] = "onnx",
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the file.")] = Path("model.onnx"),
     space: Annotated[str, typer.Option(help="Space of an architecture: built-in name or spec file.")] = "fbnet",
     resolution: Annotated[int | None, typer.Option("--resolution", "-r", help="Input resolution.")] = None,
     batch: Annotated[int, typer.Option(min=1, help="Batch size.")] = 1,
 ) -> None:
-    """Export one LUT entry or a whole architecture (through the artifact cache)."""
+    """Export one LUT entry or a whole architecture (through the artifact cache).
+
+    Example: hwlut export tbs_h56_w56_cin24_cout32_s2_k5_e6_g1 --format tflite --out blk.tflite
+    """
     from profiler.export import FORMATS, ArtifactCache, entry_target, network_target
 
     if fmt not in FORMATS:

@@ -1,21 +1,21 @@
-"""``hwlut job``: create a profiling job on a server and follow its progress."""
+"""``hwlut job``: create, list, follow and cancel profiling jobs on a server."""
 
 from __future__ import annotations
 
 import json
-import os
 from typing import Annotated, Any
 
 import typer
 
 from searchspace.validation import MAX_VALIDATION_NETWORKS
 
-app = typer.Typer(help="Profiling jobs on an hwlut server.", no_args_is_help=True)
-ServerOpt = Annotated[str, typer.Option("--server", envvar="HWLUT_SERVER", help="Server URL.")]
+from .options import CacheModeOpt, OptimizationOpt, RuntimeOpt, choices
+from .remote import ServerOpt, TokenOpt, connect, server_url
 
-
-def _token() -> str | None:
-    return os.environ.get("HWLUT_TOKEN") or os.environ.get("HWLUT_ADMIN_TOKEN")
+app = typer.Typer(help="Profiling jobs on an hwlut server: create, list, status, cancel.", no_args_is_help=True)
+JobIdArg = Annotated[int, typer.Argument(help="The job's id (hwlut job list shows them).", metavar="ID")]
+#: A job's statuses, as the server gives them (``crud.JOB_STATUSES``; kept equal by a test).
+JOB_STATUSES = ("pending", "running", "complete", "failed", "cancelled")
 
 
 #: A job setting (as JobSettings names it) -> the option of ``hwlut job create`` that gives it.
@@ -33,17 +33,14 @@ _OPTION_OF = {
 @app.command("create")
 def create(
     device: Annotated[str, typer.Option("--device", help="Device name.")],
-    server: ServerOpt = "http://127.0.0.1:8000",
+    server: ServerOpt = None,
     space: Annotated[str, typer.Option(help="Built-in space name or a spec file.")] = "fbnet",
-    resolution: Annotated[int | None, typer.Option("--resolution", "-r")] = None,
-    runtime: Annotated[str, typer.Option(help="ort (onnxruntime), tflite (LiteRT) or adb.")] = "ort",
+    resolution: Annotated[int | None, typer.Option("--resolution", "-r", help="Input resolution (224, 32).")] = None,
+    runtime: RuntimeOpt = "ort",
     threads: Annotated[int, typer.Option(min=1, help="Runtime threads.")] = 1,
     xnnpack: Annotated[bool | None, typer.Option("--xnnpack/--no-xnnpack", help="LiteRT/adb: XNNPACK.")] = None,
-    optimization: Annotated[str | None, typer.Option(help="onnxruntime optimisation level.")] = None,
-    cache_mode: Annotated[
-        str | None,
-        typer.Option(help="warm, l2 or cold: caches evicted before each timed run (default: the runtime's)."),
-    ] = None,
+    optimization: OptimizationOpt = None,
+    cache_mode: CacheModeOpt = None,
     precision: Annotated[float | None, typer.Option(help="Target ± share of the median's 95% CI.")] = None,
     time_cap: Annotated[float | None, typer.Option(help="Measuring time cap per entry, seconds.")] = None,
     entries: Annotated[
@@ -64,14 +61,17 @@ def create(
     archs: Annotated[
         list[str] | None, typer.Option("--arch", help="A named validation network (repeat; implies --validate 0).")
     ] = None,
-    token: Annotated[str | None, typer.Option(help="Admin or device token (default: $HWLUT_TOKEN).")] = None,
+    token: TokenOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON instead of a summary.")] = False,
 ) -> None:
-    """A job whose work items are the space's distinct entries (admin or the device's token); prints it as JSON.
+    """A job whose work items are the space's distinct entries (admin or the device's token).
 
-    ``--validate N`` (and ``--arch``) adds validation networks that the
-    device's agents measure beside the entries, in the same batches.
+    --validate N (and --arch) adds validation networks that the device's
+    agents measure beside the entries, in the same batches. Every setting is
+    checked here and by the server before the job exists.
+
+    Example: hwlut job create --device pixel7-cpu-1t -r 224 --runtime tflite --validate 30
     """
-    from lutclient import HwlutClient, HwlutError
     from searchspace import BUILTIN_SPACES, JobSettings, load_space
     from searchspace.fields import FieldError
     from searchspace.jobs import default_cache_mode
@@ -92,30 +92,96 @@ def create(
     validation = None
     if validate is not None or archs:
         validation = {"n": validate or 0, "seed": validate_seed, "archs": list(archs or [])}
-    try:
-        with HwlutClient(server, token=token or _token()) as client:
-            doc = client.create_job(
-                device,
-                space=spec,
-                resolution=resolution,
-                settings=settings,
-                lease_seconds=lease_seconds,
-                entries=entries,
-                validation=validation,
-            )
-    except HwlutError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(json.dumps(doc, indent=1, default=str))
+    with connect(server, token) as client:
+        doc = client.create_job(
+            device,
+            space=spec,
+            resolution=resolution,
+            settings=settings,
+            lease_seconds=lease_seconds,
+            entries=entries,
+            validation=validation,
+        )
+    if as_json:
+        typer.echo(json.dumps(doc, indent=1, default=str))
+        return
+    typer.echo(progress_line(doc))
+    url = server_url(server)
+    typer.echo(
+        f"next: on the device, hwlut agent --server {url} --token DEVICE_TOKEN --job {doc['id']}\n"
+        f"      follow it with hwlut job status {doc['id']}; when complete: hwlut lut show --device {device} "
+        f"--job {doc['id']}; give up on it with hwlut job cancel {doc['id']}"
+    )
 
 
 @app.command("show")
-def show(job_id: int, server: ServerOpt = "http://127.0.0.1:8000") -> None:
-    """A job as JSON."""
-    from lutclient import HwlutClient
-
-    with HwlutClient(server, token=os.environ.get("HWLUT_TOKEN")) as client:
+def show(job_id: JobIdArg, server: ServerOpt = None, token: TokenOpt = None) -> None:
+    """A job as JSON. Example: hwlut job show 3"""
+    with connect(server, token) as client:
         typer.echo(json.dumps(client.job(job_id), indent=1))
+
+
+@app.command("list")
+def list_(
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    device: Annotated[str | None, typer.Option("--device", help="Only this device's jobs.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Only jobs of this status: {', '.join(JOB_STATUSES)}.",
+            autocompletion=choices(JOB_STATUSES),
+            metavar="STATUS",
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """Jobs and imported LUTs of every device, newest first, with their progress.
+
+    Example: hwlut job list --status pending   (a job no agent takes: hwlut job cancel ID)
+    """
+    from rich.table import Table
+
+    from .console import out_console
+
+    if status is not None and status not in JOB_STATUSES:
+        raise typer.BadParameter(f"unknown status {status!r}; known: {', '.join(JOB_STATUSES)}", param_hint="--status")
+    with connect(server, token) as client:
+        jobs = client.list_jobs(device=device, status=status, limit=limit)
+    if as_json:
+        for job in jobs:
+            typer.echo(json.dumps(job, default=str))
+        return
+    if not jobs:
+        typer.echo("no jobs" + (f" of {device}" if device else "") + (f" with status {status}" if status else ""))
+        return
+    columns = ("id", "device", "kind", "status", "space", "runtime", "done", "pending", "leased", "failed", "created")
+    table = Table(*columns)
+    for j in jobs:
+        p = j["progress"]
+        space = f"{j['space_name'] or '-'}-{j['resolution'] or '?'}"
+        runtime = f"{j['runtime'] or '-'} {j['threads'] or ''}".strip()
+        table.add_row(
+            str(j["id"]), j["device"], j["kind"], j["status"], space, runtime,
+            f"{p['done']}/{p['total']}", str(p["pending"]), str(p["leased"]), str(p["failed"]),
+            str(j["created_at"])[:19],
+        )  # fmt: skip
+    out_console().print(table)
+
+
+@app.command("cancel")
+def cancel(job_id: JobIdArg, server: ServerOpt = None, token: TokenOpt = None) -> None:
+    """Cancel a pending or running job (admin or the device's token): agents take none of its items any more.
+
+    What was measured stays on the server; a complete or failed job cannot be cancelled.
+
+    Example: hwlut job cancel 7
+    """
+    with connect(server, token) as client:
+        job = client.cancel_job(job_id)
+    p = job["progress"]
+    typer.echo(f"job {job_id} cancelled ({p['done']}/{p['total']} entries had been measured)")
 
 
 def progress_line(job: dict[str, Any]) -> str:
@@ -141,23 +207,21 @@ def progress_line(job: dict[str, Any]) -> str:
 
 @app.command("status")
 def status(
-    job_id: int,
-    server: ServerOpt = "http://127.0.0.1:8000",
+    job_id: JobIdArg,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="The job as JSON.")] = False,
 ) -> None:
-    """A job's status and progress: items done, leased, pending and failed (exit 1 when it failed)."""
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+    """A job's status and progress: items done, leased, pending and failed (exit 1 when it failed).
 
-    from lutclient import HwlutClient, HwlutError
+    Example: hwlut job status 3
+    """
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
     from .console import out_console
 
-    try:
-        with HwlutClient(server, token=os.environ.get("HWLUT_TOKEN")) as client:
-            job = client.job(job_id)
-    except HwlutError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    with connect(server, token) as client:
+        job = client.job(job_id)
     if as_json:
         typer.echo(json.dumps(job, indent=1))
     else:

@@ -19,7 +19,6 @@ this module only renders them with Rich, or prints them as JSON
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,32 +28,37 @@ from rich.table import Table
 
 from .console import out_console
 from .options import lut_file_option, server_lut_option
+from .remote import JobRefOpt, ServerOpt, TokenOpt, server_url, token_of
 
 __all__ = ["show"]
 
 
 def show(
     file: Annotated[
-        Path | None, typer.Argument(exists=True, dir_okay=False, help="An hwlut LUT file (JSON); or --device.")
+        Path | None,
+        typer.Argument(exists=True, dir_okay=False, help="An hwlut LUT file (JSON); or --device.", metavar="FILE"),
     ] = None,
     device: Annotated[
         str | None, typer.Option("--device", help="Show this device's LUT on a server instead of a file.")
     ] = None,
-    server: Annotated[str, typer.Option("--server", envvar="HWLUT_SERVER", help="Server URL.")] = (
-        "http://127.0.0.1:8000"
-    ),
-    job: Annotated[str, typer.Option("--job", help="With --device: a job id or latest.")] = "latest",
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    job: JobRefOpt = "latest",
     as_json: Annotated[bool, typer.Option("--json", help="Print the grid and the figures as JSON (µs).")] = False,
     all_missing: Annotated[bool, typer.Option("--all-missing", help="List every missing key, not only 10.")] = False,
 ) -> None:
-    """Print a LUT's table (layers × candidates, ms), summary figures, accuracy figures and calibration."""
+    """Print a LUT's table (layers × candidates, ms), summary figures, accuracy figures and calibration.
+
+    Example: hwlut lut show lut-fbnet-224-ort-1t.json, or hwlut lut show --device laptop --job latest
+    """
     from profiler.report import fixed_rows, layer_grid, lut_summary
 
     if (file is None) == (device is None):
         raise typer.BadParameter("give a LUT FILE or --device NAME (a server's LUT)", param_hint="FILE/--device")
     if device is not None:
-        job_id, table = server_lut_option(server, device, job, os.environ.get("HWLUT_TOKEN"))
-        label = f"{server.rstrip('/')} {device} LUT {job_id}"
+        url = server_url(server)
+        job_id, table = server_lut_option(url, device, job, token_of(token))
+        label = f"{url} {device} LUT {job_id}"
     else:
         assert file is not None
         table = lut_file_option(file, "FILE")
@@ -132,10 +136,12 @@ def _print_summary(console: Console, file: str, s: dict[str, Any], all_missing: 
         console.print(text, highlight=False)
 
     rt = s["runtime"] or {}
-    state = "complete" if s["complete"] else "partial"
+    present = s["total"] - s["missing"]  # entries of the space: a table may hold others too
+    state = "complete" if s["complete"] and not s["missing"] else "partial"
+    others = s["entries"] - present
     line(
-        f"[bold]{file}[/]: {s['entries']}/{s['total']} entries ({state}), "
-        f"{s['missing']} missing, {len(s['errors'])} error(s)"
+        f"[bold]{file}[/]: {present}/{s['total']} entries ({state}), "
+        f"{s['missing']} missing, {len(s['errors'])} error(s)" + (f"; {others} other rows" if others > 0 else "")
     )
     if rt:
         extras = ", ".join(

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from searchspace.jobs import CACHE_MODES, OPTIMIZATION_LEVELS, RUNTIME_ALIASES, RUNTIMES
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -29,14 +31,19 @@ __all__ = [
     "DEFAULT_TIME_CAP",
     "DEFAULT_WARMUP_RUNS",
     "DEFAULT_WARMUP_TIME",
+    "LUT_FORMATS",
     "PROTOCOL_DEFAULTS",
+    "CacheModeOpt",
     "MinPassesOpt",
+    "OptimizationOpt",
     "PrecisionOpt",
     "ProtocolOptions",
+    "RuntimeOpt",
     "SliceOpt",
     "TimeCapOpt",
     "WarmupRunsOpt",
     "WarmupTimeOpt",
+    "choices",
     "lut_file_option",
     "protocol_config",
     "protocol_options",
@@ -51,6 +58,47 @@ DEFAULT_SLICE_S = 0.01
 DEFAULT_MIN_PASSES = 12
 DEFAULT_WARMUP_RUNS = 10
 DEFAULT_WARMUP_TIME = 0.5
+
+#: :data:`lut_store.formats.FORMATS` (kept equal by a test; importing the store would slow every command's start).
+LUT_FORMATS = ("hwlut", "csv", "hwnasbench", "proxyless", "ofa")
+
+
+def choices(values: tuple[str, ...]) -> Callable[[str], list[str]]:
+    """Shell completion of an option whose values are ``values``."""
+
+    def complete(incomplete: str) -> list[str]:
+        return [v for v in values if v.startswith(incomplete)]
+
+    return complete
+
+
+RuntimeOpt = Annotated[
+    str,
+    typer.Option(
+        "--runtime",
+        help=f"{', '.join(RUNTIMES)} (onnxruntime, LiteRT, a phone over adb); also "
+        f"{', '.join(a for a in RUNTIME_ALIASES if a not in RUNTIMES)}.",
+        autocompletion=choices(RUNTIMES),
+        metavar="RUNTIME",
+    ),
+]
+OptimizationOpt = Annotated[
+    str | None,
+    typer.Option(
+        help=f"onnxruntime graph optimisation: {', '.join(OPTIMIZATION_LEVELS)} (default: all).",
+        autocompletion=choices(OPTIMIZATION_LEVELS),
+        metavar="LEVEL",
+    ),
+]
+CacheModeOpt = Annotated[
+    str | None,
+    typer.Option(
+        help=f"{', '.join(CACHE_MODES)}: caches as left, all evicted, or the L2 evicted before each timed run "
+        "(default: the runtime's: l2 for tflite, warm otherwise).",
+        autocompletion=choices(CACHE_MODES),
+        metavar="MODE",
+    ),
+]
 
 PrecisionOpt = Annotated[
     float, typer.Option(min=1e-6, help="Stop measuring a model when its median's 95% CI is within ± this share.")
@@ -163,18 +211,18 @@ def server_lut_option(server: str, device: str, job: str, token: str | None) -> 
     On failure it names the server and exits: 1 when the server cannot be reached, 2 when it refuses
     or answers something that is no hwlut LUT.
     """
-    from lutclient import ApiError, HwlutClient, ServerUnreachable
+    from lutclient import HwlutClient, HwlutError
     from searchspace import LutFileError
+
+    from .errors import message_of
 
     try:
         with HwlutClient(server, token=token) as client:
             return client.lut_and_id(device, job)
-    except ServerUnreachable as exc:
-        typer.echo(f"error: {server}: {exc}", err=True)
-        raise typer.Exit(1) from None
-    except ApiError as exc:
-        typer.echo(f"error: {server}: LUT {job} of {device!r}: {exc}", err=True)
-        raise typer.Exit(2) from None
+    except HwlutError as exc:
+        message, code = message_of(exc) or (str(exc), 1)
+        typer.echo(f"error: LUT {job} of {device!r}: {message}", err=True)
+        raise typer.Exit(code) from None
     except (LutFileError, KeyError, TypeError, ValueError) as exc:
         typer.echo(f"error: {server}: LUT {job} of {device!r} is no hwlut LUT: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -16,23 +16,15 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    SpinnerColumn,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
+from rich.table import Column
+from rich.text import Text
 
 from searchspace import SpecError, load_space
+from searchspace.jobs import CACHE_MODES, OPTIMIZATION_LEVELS, RUNTIME_ALIASES, canonical_runtime
 
-from .options import (
-    PROTOCOL_DEFAULTS,
-    ProtocolOptions,
-    protocol_options,
-)
+from .errors import fail
+from .options import PROTOCOL_DEFAULTS, CacheModeOpt, ProtocolOptions, RuntimeOpt, choices, protocol_options
 
 __all__ = ["profile", "runtime_from_options"]
 
@@ -102,14 +94,16 @@ def _base_runtime(
 
 
 class _RichHooks:
-    """Shows entries done, the pass, redone passes and the time left on a Rich progress bar."""
+    """Shows the phase, finished entries of the selection, the time left and the pass on a Rich progress bar."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.task = progress.add_task("starting", total=None, info="")
         self.redone = 0
+        self.finished = 0
 
     def start(self, total: int, done: int) -> None:
+        self.finished = done
         self.progress.update(self.task, total=total, completed=done, description="overhead", info="")
 
     def exporting(self, key: str, index: int, count: int) -> None:
@@ -120,16 +114,71 @@ class _RichHooks:
 
     def passed(self, report: Any, done: float, total: int) -> None:
         self.redone += 0 if report.accepted else 1
+        self.finished += len(report.finished)
         flag = " flagged" if report.flagged else ""
-        info = (
-            f"pass {report.index + 1}, {report.active} active, sentinel {report.drift:+.1%}{flag}, {self.redone} redone"
-        )
-        self.progress.update(self.task, completed=done, info=info)
+        redone = f", {self.redone} redone" if self.redone else ""
+        info = f"pass {report.index + 1}, {report.active} active, drift {report.drift:+.1%}{flag}{redone}"
+        self.progress.update(self.task, completed=min(self.finished, total), info=info)
+
+
+class _EntriesColumn(ProgressColumn):
+    """``12/112 entries`` once the total is known (nothing before: no ``0/None``)."""
+
+    def render(self, task: Task) -> Text:
+        if task.total is None:
+            return Text("")
+        return Text(f"{task.completed:.0f}/{task.total:.0f} entries")
+
+
+def _progress(console: Console) -> Progress:
+    """The profile's bar, readable at 80 columns: ``batch 1/2 ━━━━━  12/112 entries  ETA 0:03:10  pass 3, …``."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=16),
+        _EntriesColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis")),
+        console=console,
+        transient=False,
+    )
+
+
+#: Settings of a LUT file, the most telling first, and the option of ``hwlut profile`` that sets each.
+_SETTING_OPTIONS = {
+    "runtime.runtime": "--runtime",
+    "runtime.threads": "--threads",
+    "runtime.cache_mode": "--cache-mode",
+    "cache_mode": "--cache-mode",
+    "runtime.optimization": "--optimization",
+    "runtime.xnnpack": "--xnnpack/--no-xnnpack",
+    "runtime.cache_flush_bytes": "--cache-flush-mb",
+}
+
+
+def mismatch_message(text: str, out: Path) -> str:
+    """A :class:`~profiler.local.LutMismatch` as one line: the setting that matters first, then what to do."""
+    head, _, rest = text.partition("; ")
+    todo = f"give another --out, or add --restart to measure {out} over (the old file is kept as {out}.bak)"
+    diffs = [d for d in rest.split("; ") if ": " in d and " != " in d] if "measured differently" in head else []
+    if not diffs:
+        return f"{text}; {todo}"
+    order = list(_SETTING_OPTIONS)
+    diffs.sort(key=lambda d: order.index(d.split(": ", 1)[0]) if d.split(": ", 1)[0] in order else len(order))
+    path, values = diffs[0].split(": ", 1)
+    old, _, new = values.partition(" != ")
+    option = _SETTING_OPTIONS.get(path)
+    message = f"{out} was measured with {path} {old}; this command asks for {new}. "
+    message += f"To continue it, drop or change {option}; or {todo}" if option else todo[0].upper() + todo[1:]
+    others = [d.split(": ", 1)[0] for d in diffs[1:]]
+    if others:
+        message += f" ({len(others)} more setting(s) differ: {', '.join(others[:4])}{' …' if len(others) > 4 else ''})"
+    return message
 
 
 @protocol_options
 def profile(
-    runtime: Annotated[str, typer.Option("--runtime", help="ort, tflite or adb (a phone).")] = "ort",
+    runtime: RuntimeOpt = "ort",
     space: Annotated[str, typer.Option(help="Built-in space name or a spec file.")] = "fbnet",
     resolution: Annotated[int | None, typer.Option("--resolution", "-r", help="Input resolution (224, 32).")] = None,
     threads: Annotated[int, typer.Option(min=1, help="Runtime threads.")] = 1,
@@ -144,34 +193,52 @@ def profile(
     batch_size: Annotated[int, typer.Option(min=0, help="Entries per interleaved batch (0: all).")] = 0,
     limit: Annotated[int, typer.Option(min=0, help="Only the first N entries of the space (0: all).")] = 0,
     xnnpack: Annotated[bool, typer.Option(help="tflite/adb: XNNPACK delegate.")] = True,
-    optimization: Annotated[str, typer.Option(help="ort: graph optimisation level.")] = "all",
+    optimization: Annotated[
+        str,
+        typer.Option(
+            help=f"ort: graph optimisation level: {', '.join(OPTIMIZATION_LEVELS)}.",
+            autocompletion=choices(OPTIMIZATION_LEVELS),
+            metavar="LEVEL",
+        ),
+    ] = "all",
     adb_serial: Annotated[str | None, typer.Option(help="adb: device serial.")] = None,
     adb_binary: Annotated[str, typer.Option(help="adb: benchmark_model's path on the phone.")] = (
         "/data/local/tmp/benchmark_model"
     ),
     adb_cpu_mask: Annotated[str | None, typer.Option(help="adb: taskset CPU mask, e.g. f0.")] = None,
     adb_num_runs: Annotated[int, typer.Option(min=1, help="adb: --num_runs per benchmark_model call.")] = 50,
-    cache_mode: Annotated[
-        str | None,
-        typer.Option(
-            help="warm: entries run back to back; cold: caches evicted before every timed run; l2: only the L2 "
-            "evicted. Default: the runtime's (l2 for tflite, warm otherwise; see the README's accuracy figures)."
-        ),
-    ] = None,
+    cache_mode: CacheModeOpt = None,
     cache_flush_mb: Annotated[
         float | None, typer.Option(min=0.01, help="cold/l2: MiB read to evict (default 1.5x LLC, at most 128 / 2x L2).")
     ] = None,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Measure --out over when it holds other settings (kept as OUT.bak).")
+    ] = False,
 ) -> None:
-    """Profile every distinct entry of a space on this machine (or a phone) into a LUT file."""
-    from profiler.local import LutMismatch, profile_space
-    from profiler.runtimes import RuntimeUnavailable
+    """Profile every distinct entry of a space on this machine (or a phone) into a LUT file.
 
+    Interrupted (Ctrl-C), it leaves a valid partial file; the same command continues it.
+
+    Example: hwlut profile --runtime tflite -r 224 --threads 1
+    """
     console = Console(stderr=True)
+    name = canonical_runtime(runtime)
+    if name is None:
+        known = ", ".join(RUNTIME_ALIASES)
+        raise typer.BadParameter(f"unknown runtime {runtime!r}; known: {known}", param_hint="--runtime")
+    runtime = name
+    if optimization not in OPTIMIZATION_LEVELS:
+        known = ", ".join(OPTIMIZATION_LEVELS)
+        raise typer.BadParameter(f"unknown level {optimization!r}; known: {known}", param_hint="--optimization")
+    if cache_mode is not None and cache_mode not in CACHE_MODES:
+        known = ", ".join(CACHE_MODES)
+        raise typer.BadParameter(f"unknown cache mode {cache_mode!r}; known: {known}", param_hint="--cache-mode")
     try:
         spec = load_space(space, resolution=resolution)
     except SpecError as exc:
         raise typer.BadParameter(str(exc), param_hint="--space") from None
-    from profiler.runtimes import default_cache_mode
+    from profiler.local import LutMismatch, profile_space
+    from profiler.runtimes import RuntimeUnavailable, default_cache_mode
 
     default_mode = default_cache_mode(runtime)
     cache_mode = cache_mode or default_mode
@@ -196,32 +263,48 @@ def profile(
     entries = spec.distinct_entries()
     if limit:
         entries = entries[:limit]
+    if restart and out.exists():
+        backup = out.with_name(out.name + ".bak")
+        out.replace(backup)
+        console.print(f"--restart: {out} moved to {backup}; measuring from the start", highlight=False)
     started = time.perf_counter()
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.completed:.0f}/{task.total} entries"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=console,
-        transient=False,
-    )
+    progress = _progress(console)
+    existed = out.exists()
     try:
         with progress:
             table = profile_space(
                 spec, rt, out, cfg, entries=entries, batch_size=batch_size or None, hooks=_RichHooks(progress)
             )
     except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted[/]: the partial LUT is in {out}; run the same command to continue")
+        if _drop_if_empty(out, existed):
+            console.print("[yellow]interrupted[/] before any entry was measured; no file left", highlight=False)
+        else:
+            console.print(f"[yellow]interrupted[/]: the partial LUT is in {out}; run the same command to continue")
         raise typer.Exit(130) from None
-    except (LutMismatch, RuntimeUnavailable) as exc:
-        console.print(f"[red]error[/]: {exc}")
-        raise typer.Exit(2) from None
+    except LutMismatch as exc:
+        fail(mismatch_message(str(exc), out))
+    except BaseException as exc:
+        _drop_if_empty(out, existed)  # a failed start leaves no 0-entry file to block the right command
+        if isinstance(exc, RuntimeUnavailable):
+            fail(str(exc))
+        raise
     _summary(console, table, out, len(entries), time.perf_counter() - started)
+
+
+def _drop_if_empty(out: Path, existed: bool) -> bool:
+    """Remove ``out`` when this run made it and measured nothing into it; True when removed."""
+    from searchspace import LatencyTable, LutFileError
+
+    if existed or not out.exists():
+        return False
+    try:
+        table = LatencyTable.load(out)
+    except (LutFileError, OSError, ValueError):
+        return False
+    if table.entries or table.errors:
+        return False
+    out.unlink()
+    return True
 
 
 def _summary(console: Console, table: Any, out: Path, wanted: int, wall: float) -> None:

@@ -14,7 +14,10 @@ def serve(
     db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default: $HWLUT_DATABASE_URL).")] = None,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes (use PostgreSQL beyond 1).")] = 1,
 ) -> None:
-    """Serve devices, jobs, the agent protocol and LUT queries (latencies in µs)."""
+    """Serve devices, jobs, the agent protocol and LUT queries (latencies in µs).
+
+    Example: HWLUT_ADMIN_TOKEN=… hwlut serve --host 0.0.0.0 --port 8000
+    """
     import os
 
     import uvicorn

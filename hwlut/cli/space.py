@@ -26,7 +26,10 @@ def show(
     resolution: ResolutionOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """The layers with their shapes, the candidates, and every distinct LUT entry."""
+    """The layers with their shapes, the candidates, and every distinct LUT entry.
+
+    Example: hwlut space show -r 32
+    """
     try:
         spec = load_space(space, resolution=resolution)
     except SpecError as exc:

@@ -39,9 +39,12 @@ from .devices import (
     list_devices,
 )
 from .jobs import (
+    JOB_STATUSES,
     MAX_VALIDATION_NETWORKS,
     MAX_VALIDATION_SEED,
+    cancel_job,
     create_job,
+    find_jobs,
     get_job,
     get_or_create_space,
     interleave,
@@ -54,6 +57,7 @@ from .leases import Lease, claim_items, heartbeat, release_items, report_failure
 from .luts import import_table, lut_snapshot, resolve_lut
 
 __all__ = [
+    "JOB_STATUSES",
     "LUTS_CHANGED",
     "MAX_VALIDATION_NETWORKS",
     "MAX_VALIDATION_SEED",
@@ -67,12 +71,14 @@ __all__ = [
     "accuracy_summary",
     "add_validation",
     "architecture_latency",
+    "cancel_job",
     "claim_items",
     "compare_luts",
     "create_device",
     "create_job",
     "delete_device",
     "device_by_token",
+    "find_jobs",
     "get_accuracy",
     "get_device",
     "get_job",

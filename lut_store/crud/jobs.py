@@ -28,14 +28,17 @@ from searchspace.fields import FieldError, is_whole
 from searchspace.jobs import JobSettings
 from searchspace.validation import MAX_VALIDATION_NETWORKS, MAX_VALIDATION_SEED
 
-from ..errors import Invalid, NotFound
+from ..errors import Conflict, Invalid, NotFound
 from ..models import Device, Job, JobStatus, Space, WorkItem, WorkStatus, utcnow
 from .changes import mark_luts_changed
 
 __all__ = [
+    "JOB_STATUSES",
     "MAX_VALIDATION_NETWORKS",
     "MAX_VALIDATION_SEED",
+    "cancel_job",
     "create_job",
+    "find_jobs",
     "get_job",
     "get_or_create_space",
     "interleave",
@@ -251,6 +254,41 @@ def list_jobs(*, session: Session, device: Device | None = None) -> list[Job]:
     return list(session.scalars(query))
 
 
+#: The statuses :func:`find_jobs` filters by.
+JOB_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.COMPLETE, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def find_jobs(
+    *, session: Session, device: Device | None = None, status: str | None = None, limit: int = 100
+) -> list[Job]:
+    """Jobs of every device (or of ``device``; with ``status``), newest first, at most ``limit``."""
+    if status is not None and status not in JOB_STATUSES:
+        raise Invalid("status", f"unknown job status {status!r}; known: {', '.join(JOB_STATUSES)}")
+    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    if device is not None:
+        query = query.where(Job.device_id == device.id)
+    if status is not None:
+        query = query.where(Job.status == status)
+    return list(session.scalars(query))
+
+
+def cancel_job(*, session: Session, job: Job, now: datetime) -> Job:
+    """Cancel an unfinished job: agents get no more of its items, and it never becomes a LUT.
+
+    Results already measured stay stored; cancelling a cancelled job changes
+    nothing; a complete or failed job is a :class:`Conflict` (nothing is left to cancel).
+    """
+    if job.status == JobStatus.CANCELLED:
+        return job
+    if job.status in (JobStatus.COMPLETE, JobStatus.FAILED) or job.kind != "profile":
+        what = "an imported LUT" if job.kind != "profile" else f"{job.status}"
+        raise Conflict("job_id", f"job {job.id} is {what}; only a pending or running job can be cancelled")
+    job.status = JobStatus.CANCELLED
+    job.completed_at = now
+    session.flush()
+    return job
+
+
 def _progress(*, session: Session, job: Job, kind: str) -> dict[str, int]:
     counts = {s: 0 for s in (WorkStatus.PENDING, WorkStatus.LEASED, WorkStatus.DONE, WorkStatus.FAILED)}
     rows = session.execute(
@@ -280,6 +318,8 @@ def validation_progress(*, session: Session, job: Job) -> dict[str, int]:
 
 def refresh_status(*, session: Session, job: Job, now: datetime) -> None:
     """The job's status from its entry items; ``completed_at`` is set once, when it finishes."""
+    if job.status == JobStatus.CANCELLED:  # a cancelled job stays so, whatever a late upload brings
+        return
     progress = job_progress(session=session, job=job)
     if progress[WorkStatus.PENDING] or progress[WorkStatus.LEASED]:
         if progress[WorkStatus.DONE] or progress[WorkStatus.LEASED] or progress[WorkStatus.FAILED]:

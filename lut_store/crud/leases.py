@@ -94,7 +94,7 @@ def claim_items(
         if held:
             raise Conflict("lease_id", "this lease id was used before; propose a new one for a new claim")
     lease_id = lease_id or secrets.token_hex(16)
-    if job.status == JobStatus.FAILED:
+    if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
         return Lease(lease_id, expires, [])
     ids = list(
         session.scalars(

@@ -115,12 +115,17 @@ def lut_snapshot(*, session: Session, job: Job) -> LutSnapshot:
         if r.entry_key is not None:
             entry = Entry(r.op, r.cin, r.cout, r.h, r.w, r.stride, r.kernel, r.expansion, r.groups)  # type: ignore[arg-type]
         rows.append(TableRow(r.key, entry, r.latency_us, r.stats, r.source))
+    space = SpaceSpec.from_dict(job.space.spec) if job.space else None
+    covers = True  # an imported table is complete when it holds every distinct entry of its space
+    if job.kind == "import" and space is not None:
+        present = {row.entry.key for row in rows if row.entry is not None}
+        covers = all(e.key in present for e in space.distinct_entries())
     return LutSnapshot(
         job_id=job.id,
         device=job.device.name,
         status=job.status,
-        complete=job.status == JobStatus.COMPLETE,
-        space=SpaceSpec.from_dict(job.space.spec) if job.space else None,
+        complete=job.status == JobStatus.COMPLETE and covers,
+        space=space,
         source_format=job.source_format,
         provenance=dict(job.provenance),
         overhead_us=job.overhead_us,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from lut_store import crud
-from lut_store.models import WorkItem, WorkStatus
+from lut_store.models import WorkItem, WorkStatus, utcnow
 
 from ..convert import job_public
-from ..deps import JobIdPath, ReaderDep, SessionDep, WritableDevice, WriteSessionDep
+from ..deps import JobIdPath, ReaderDep, SessionDep, WritableDevice, WritableJob, WriteSessionDep
 from ..errors import ApiError, body_loc, error_responses
 from ..schemas import FailedItem, JobCreate, JobPublic
 from ..spaces import resolve_space
@@ -75,3 +77,31 @@ def failed_items(job_id: JobIdPath, session: SessionDep) -> list[FailedItem]:
         select(WorkItem).where(WorkItem.job_id == job.id, WorkItem.status == WorkStatus.FAILED).order_by(WorkItem.id)
     )
     return [FailedItem(item_id=i.id, key=i.key, attempts=i.attempts, error=i.last_error) for i in items]
+
+
+@router.get("/v1/jobs", dependencies=[ReaderDep])
+def find_jobs(
+    session: SessionDep,
+    device: Annotated[str | None, Query(max_length=128, description="only this device's jobs")] = None,
+    status: Annotated[
+        str | None, Query(max_length=16, description=f"only jobs of this status: {', '.join(crud.JOB_STATUSES)}")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="at most this many, newest first")] = 100,
+) -> list[JobPublic]:
+    """Jobs and imported LUTs of every device (or of one), newest first: what `hwlut job list` shows."""
+    dev = crud.get_device(session=session, name=device) if device is not None else None
+    try:
+        jobs = crud.find_jobs(session=session, device=dev, status=status, limit=limit)
+    except crud.Invalid as exc:
+        raise ApiError(422, ["query", exc.field], exc.message) from None
+    return [job_public(session=session, job=j) for j in jobs]
+
+
+@router.post("/v1/jobs/{job_id}/cancel", responses=error_responses(409))
+def cancel_job(job: WritableJob, session: WriteSessionDep) -> JobPublic:
+    """Cancel a pending or running job (its device's token or admin): agents get none of its items any more.
+
+    Results already uploaded stay; a job that finished (complete, failed) is a 409.
+    """
+    crud.cancel_job(session=session, job=job, now=utcnow())
+    return job_public(session=session, job=job)
