@@ -181,6 +181,8 @@ class Classifier(nn.Module):
         self.fc = nn.Linear(cin, cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and isinstance(self.pool, nn.Identity):  # a 1x1 map where the classifier pools itself
+            x = x.flatten(1)
         return self.fc(self.pool(x))
 
 
