@@ -193,3 +193,51 @@ def test_proxy_search_in_the_proxylessnas_space_runs_end_to_end(tmp_path: Path) 
     arch = doc["argmax"]["arch"]
     assert space.decode(arch)  # an architecture of the space
     assert doc["argmax"]["latency_us"] == pytest.approx(lut.network_latency(arch), rel=1e-9)
+
+
+def test_space_show_names_the_source_and_the_published_keys() -> None:
+    from typer.testing import CliRunner
+
+    from hwlut.cli import app
+
+    result = CliRunner().invoke(app, ["space", "show", "proxylessnas-mobile", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert "ProxylessNAS" in doc["source"] and doc["spec"]["block"] == "mb"
+    keys = {item["proxyless"] for item in doc["entries"]}
+    assert keys == set(yaml.safe_load((REFERENCE_LUTS / TABLES["proxylessnas-mobile"]).read_text()))
+
+
+def test_search_reads_a_published_table_only_with_its_space() -> None:
+    from searcher.lut import LutSourceError, load_lut_file
+
+    path = REFERENCE_LUTS / TABLES["ofa-mbv3"]
+    with pytest.raises(LutSourceError, match="--space"):
+        load_lut_file(path)
+    with pytest.raises(LutSourceError, match="outside the space"):
+        load_lut_file(path, proxylessnas_space())
+    table, source = load_lut_file(path, ofa_mbv3_space())
+    assert table.complete and source.kind == "file" and len(table.entries) == 96
+
+
+@pytest.mark.slow
+def test_profile_a_few_entries_of_the_proxylessnas_space(tmp_path: Path) -> None:
+    """`hwlut profile --space proxylessnas-mobile` measures MBConv entries on this machine (onnxruntime)."""
+    import subprocess
+    import sys
+
+    from searchspace import LatencyTable
+
+    out = tmp_path / "pxl.json"
+    args = ["profile", "--space", "proxylessnas-mobile", "-r", "32", "--limit", "2", "--time-cap", "0.2"]
+    args += ["--slice", "0.01", "--min-passes", "3", "--warmup-runs", "2", "--warmup-time", "0.05", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-c", "from hwlut.cli import main; main()", *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = LatencyTable.load(out)
+    space = proxylessnas_space(32)
+    assert table.space == space and not table.errors
+    assert [parse_key(k) for k in table.entries] == space.distinct_entries()[:2]
+    assert {parse_key(k).op for k in table.entries} == {"conv", "mb"}
+    assert all(stats["median"] > 0 for stats in table.entries.values())
