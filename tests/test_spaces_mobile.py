@@ -238,6 +238,6 @@ def test_profile_a_few_entries_of_the_proxylessnas_space(tmp_path: Path) -> None
     table = LatencyTable.load(out)
     space = proxylessnas_space(32)
     assert table.space == space and not table.errors
-    assert [parse_key(k) for k in table.entries] == space.distinct_entries()[:2]
+    assert {parse_key(k) for k in table.entries} == set(space.distinct_entries()[:2])
     assert {parse_key(k).op for k in table.entries} == {"conv", "mb"}
     assert all(stats["median"] > 0 for stats in table.entries.values())
