@@ -35,6 +35,8 @@ import torch
 from searchspace import Architecture, Entry, LatencyTable, MissingEntries, SpaceSpec
 from searchspace.accuracy import calibrated_prediction, overhead_prediction
 from searchspace.entries import MB3_OPS
+from searchspace.lutfile import LutFileError
+from searchspace.reference import load_table
 
 __all__ = [
     "LatencyModel",
@@ -92,10 +94,12 @@ def load_lut_file(path: str | Path, space: SpaceSpec | None = None) -> tuple[Lat
     path = Path(path)
     if not path.is_file():
         raise LutSourceError(f"{path}: no such LUT file")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        table = _load_reference(path, space)
-    else:
-        table = LatencyTable.load(path)
+    try:
+        table = load_table(path, space)
+    except LutFileError as exc:
+        if path.suffix.lower() not in (".yaml", ".yml"):
+            raise
+        raise LutSourceError(str(exc)) from None
     job = table.provenance.get("job")
     source = LutSource(
         kind="file",
@@ -105,18 +109,6 @@ def load_lut_file(path: str | Path, space: SpaceSpec | None = None) -> tuple[Lat
         content_hash=lut_content_hash(table),
     )
     return table, source
-
-
-def _load_reference(path: Path, space: SpaceSpec | None) -> LatencyTable:
-    from searchspace.reference import read_reference_lut
-
-    if space is None:
-        raise LutSourceError(f"{path}: a ProxylessNAS / OFA table names no space; give --space")
-    report = read_reference_lut(path.read_text(), space, source=str(path))
-    if report.unmapped or report.outside:
-        bad = [*report.unmapped, *report.outside]
-        raise LutSourceError(f"{path}: {report.summary()}: {', '.join(bad[:5])}")
-    return report.table
 
 
 def fetch_server_lut(

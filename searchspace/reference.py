@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .entries import Entry, EntryKeyError, parse_key
@@ -24,6 +25,7 @@ from .spec import SpaceSpec
 __all__ = [
     "LatencyMatch",
     "ReferenceImport",
+    "load_table",
     "match_latencies",
     "read_reference_lut",
     "reference_latencies",
@@ -129,6 +131,25 @@ def read_reference_lut(text: str, space: SpaceSpec, *, source: str | None = None
         complete=not report.missing,
     )
     return report
+
+
+def load_table(path: str | Path, space: SpaceSpec | None = None) -> LatencyTable:
+    """An hwlut JSON LUT file, or a ProxylessNAS / OFA YAML table (``.yaml``/``.yml``) read as a LUT of ``space``.
+
+    A YAML table needs ``space``; one with a key that maps to no entry of it
+    is refused (:class:`LutFileError` naming the first keys), one that lacks
+    entries of it is returned with ``complete`` false.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        return LatencyTable.load(path)
+    if space is None:
+        raise LutFileError(f"{path}: a ProxylessNAS / OFA table names no space; give the space (--space)")
+    report = read_reference_lut(path.read_text(), space, source=str(path))
+    if report.unmapped or report.outside:
+        bad = [*report.unmapped, *report.outside]
+        raise LutFileError(f"{path}: {report.summary()}: {', '.join(bad[:5])}")
+    return report.table
 
 
 @dataclass(frozen=True)
