@@ -17,10 +17,9 @@ format            what it is
 ================  =============================================================
 
 Foreign tables keep their own keys. Every row has ``key`` as the source wrote
-it and ``entry``, the hwlut :class:`~searchspace.Entry` it maps to, or ``None``
-when it maps to none: an OFA block with squeeze-excite or h-swish, OFA's
-``Conv_2`` (the 1x1 conv after pooling), an expand count that is no integer
-multiple of the input channels. A row that maps is queryable by any key
+it and ``entry``, the hwlut :class:`~searchspace.Entry` it maps to (the key
+grammar is :mod:`searchspace.keys`; every key of the Pixel 1 and Note10
+tables maps), or ``None`` when it maps to none. A row that maps is queryable by any key
 rendering; one that does not is queryable by its original key. A foreign row
 also keeps its source record verbatim (``source``), so exporting a table in
 its own format gives back every key and every value unchanged; its latency in
@@ -33,7 +32,6 @@ import csv
 import io
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +41,7 @@ import yaml
 from searchspace import Entry, EntryKeyError, LatencyTable, LutFileError, SpaceSpec, parse_key
 from searchspace.fields import LATENCY_FIELDS, FieldError
 from searchspace.fields import check_latency as _check_latency
+from searchspace.keys import HWNASBENCH_PREFIXES
 
 __all__ = [
     "CSV_COLUMNS",
@@ -109,7 +108,7 @@ def check_latency(value: Any, where: str) -> float:
 
 
 # -- detection ----------------------------------------------------------------
-_HWNAS_PREFIXES = ("ConvBlock_", "Skip_", "ConvNorm_", "AvgP_", "FC_")
+_HWNAS_PREFIXES = HWNASBENCH_PREFIXES
 
 
 def detect_format(text: str, filename: str = "") -> str:
@@ -251,29 +250,9 @@ def _read_hwnasbench(doc: Mapping[Any, Any]) -> Table:
     return Table("hwnasbench", rows, provenance={"unit_of_source": "ms"})
 
 
-_OFA_FLAGS_RE = re.compile(r"-(se|hs):(\d+)")
-_EXPAND_RE = re.compile(r"-expand:(\d+)")
-
-
 def ofa_entry(key: str) -> Entry | None:
-    """The hwlut entry of an OFA key, or ``None`` when OFA's op is not one of hwlut's.
-
-    OFA's ``expand`` is the middle channel count: it maps to an hwlut
-    expansion when it is a multiple of the input channels and the block has
-    neither squeeze-excite nor h-swish.
-    """
-    flags = dict(_OFA_FLAGS_RE.findall(key))
-    if any(v != "0" for v in flags.values()):
-        return None
-    plain = _OFA_FLAGS_RE.sub("", key)
-    match = _EXPAND_RE.search(plain)
-    if match and plain.startswith("expanded_conv-"):
-        cin = int(re.search(r"-input:\d+x\d+x(\d+)", plain)[1])  # type: ignore[index]
-        mid = int(match[1])
-        if mid % cin:
-            return None
-        plain = _EXPAND_RE.sub(f"-expand:{mid // cin}", plain)
-    return _entry_or_none(plain)
+    """The hwlut entry of an OFA key (grammar: :mod:`searchspace.keys`), or ``None`` when it names none."""
+    return _entry_or_none(key)
 
 
 def _read_cai(doc: Mapping[Any, Any], dialect: str) -> Table:
@@ -386,13 +365,6 @@ def _write_hwnasbench(table: Table) -> tuple[str, list[str]]:
     return yaml.safe_dump(doc, sort_keys=False), left_out
 
 
-def _ofa_key(entry: Entry) -> str:
-    key = entry.proxyless_key()
-    if entry.op == "tbs":
-        key = _EXPAND_RE.sub(f"-expand:{entry.cin * entry.expansion}", key) + "-se:0-hs:0"
-    return key
-
-
 def _write_cai(table: Table, dialect: str) -> str:
     doc: dict[str, Any] = {}
     for row in table.rows:
@@ -402,7 +374,7 @@ def _write_cai(table: Table, dialect: str) -> str:
         if row.entry is None:
             key = row.key
         else:
-            key = _ofa_key(row.entry) if dialect == "ofa" else row.entry.proxyless_key()
+            key = row.entry.proxyless_key()  # OFA's flags and middle channels are the mb3 ops' own
         rec: dict[str, Any] = {}
         if "count" in row.stats:
             rec["count"] = row.stats["count"]

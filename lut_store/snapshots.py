@@ -122,12 +122,11 @@ def architecture_latency(snapshot: LutSnapshot, arch: str) -> dict[str, Any]:
     if snapshot.space is None:
         raise Conflict("lut", "this LUT has no search space, so it cannot decode an architecture")
     try:
-        entries = snapshot.space.entries_of(arch)
+        named = snapshot.space.named_entries_of(arch)
     except ArchitectureError as exc:
         raise Invalid("arch", str(exc)) from None
-    names = ["stem", *(f"layer{i}" for i in range(len(entries) - 4)), "head", "pool", "fc"]
     layers = []
-    for name, entry in zip(names, entries, strict=True):
+    for name, entry in named:
         layers.append({"layer": name, "key": entry.key, "latency_us": snapshot.latency(entry)})
     missing = list(dict.fromkeys(layer["key"] for layer in layers if layer["latency_us"] is None))
     total = math.fsum(layer["latency_us"] or 0.0 for layer in layers)

@@ -34,6 +34,9 @@ import torch
 
 from searchspace import Architecture, Entry, LatencyTable, MissingEntries, SpaceSpec
 from searchspace.accuracy import calibrated_prediction, overhead_prediction
+from searchspace.entries import MB3_OPS
+from searchspace.lutfile import LutFileError
+from searchspace.reference import load_table
 
 __all__ = [
     "LatencyModel",
@@ -86,12 +89,17 @@ def _device_name(device: Any) -> str | None:
     return str(device) if device is not None else None
 
 
-def load_lut_file(path: str | Path) -> tuple[LatencyTable, LutSource]:
-    """Read an hwlut JSON LUT file and describe it as a :class:`LutSource`."""
+def load_lut_file(path: str | Path, space: SpaceSpec | None = None) -> tuple[LatencyTable, LutSource]:
+    """Read an hwlut JSON LUT file, or a ProxylessNAS / OFA YAML table as a LUT of ``space``."""
     path = Path(path)
     if not path.is_file():
         raise LutSourceError(f"{path}: no such LUT file")
-    table = LatencyTable.load(path)
+    try:
+        table = load_table(path, space)
+    except LutFileError as exc:
+        if path.suffix.lower() not in (".yaml", ".yml"):
+            raise
+        raise LutSourceError(str(exc)) from None
     job = table.provenance.get("job")
     source = LutSource(
         kind="file",
@@ -221,8 +229,13 @@ def entry_macs(entry: Entry) -> int:
         depthwise = oh * ow * mid * entry.kernel**2
         project = oh * ow * mid * entry.cout // entry.groups
         return expand + depthwise + project
-    if entry.op == "skip":
-        return 0 if entry.is_identity else oh * ow * entry.cin * entry.cout
+    if entry.op in ("mb", *MB3_OPS):  # no expand conv when mid == cin; SE's two 1x1 convs on 1x1
+        mid = entry.mid_channels
+        expand = 0 if mid == entry.cin else entry.h * entry.w * entry.cin * mid
+        se = 2 * mid * max(8, (mid // 4 + 4) // 8 * 8) if "se" in entry.op else 0
+        return expand + oh * ow * mid * (entry.kernel**2 + entry.cout) + se
+    if entry.op in ("skip", "zero"):
+        return 0 if entry.is_identity or entry.is_free else oh * ow * entry.cin * entry.cout
     if entry.op == "conv":
         return oh * ow * entry.cin * entry.cout * entry.kernel**2 // entry.groups
     if entry.op == "pool":
@@ -249,7 +262,7 @@ def synthetic_table(
     rng = random.Random(seed)
     entries = {}
     for entry in space.distinct_entries():
-        base = 0.0 if entry.is_identity else overhead_us + us_per_mmac * entry_macs(entry) / 1e6
+        base = 0.0 if entry.is_identity or entry.is_free else overhead_us + us_per_mmac * entry_macs(entry) / 1e6
         median = base * (1.0 + jitter * (2 * rng.random() - 1))
         entries[entry.key] = {"median": median, "count": 1}
     return LatencyTable(

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from searchspace import Architecture, Entry, Layer, SpaceSpec
-from searchspace.modules import BUILDERS
+from searchspace.modules import BUILDERS, GlobalAvgPool
 
 __all__ = ["MixedOp", "SuperNet", "gumbel_softmax", "scale_space"]
 
@@ -83,7 +83,7 @@ class MixedOp(nn.Module):
 
 
 class SuperNet(nn.Module):
-    """Stem -> one :class:`MixedOp` per searchable layer -> head -> pool -> classifier.
+    """Stem -> one :class:`MixedOp` per searchable layer -> head -> pool -> mix (OFA) -> classifier.
 
     ``num_classes`` is the task's (the LUT's classifier entry keeps the
     space's). ``theta`` holds the architecture logits; everything else is a
@@ -99,8 +99,9 @@ class SuperNet(nn.Module):
         self.stem = BUILDERS["conv"](fixed["stem"])
         self.layers = nn.ModuleList(MixedOp(layer) for layer in space.layers)
         self.head = BUILDERS["conv"](fixed["head"])
-        self.pool = BUILDERS["pool"](fixed["pool"])
-        self.classifier = BUILDERS["fc"](Entry("fc", space.head.channels, num_classes, 1, 1))
+        self.pool = GlobalAvgPool()  # a separate entry, or the classifier's own pool (ProxylessNAS)
+        self.mix = BUILDERS["mix"](fixed["mix"]) if "mix" in fixed else nn.Identity()  # OFA's feature mix
+        self.classifier = BUILDERS["fc"](Entry("fc", fixed["fc"].cin, num_classes, 1, 1))
         kmax = max(len(layer.candidates) for layer in space.layers)
         mask = torch.zeros(len(space.layers), kmax, dtype=torch.bool)
         for layer in space.layers:
@@ -135,7 +136,7 @@ class SuperNet(nn.Module):
         m = m.to(x.dtype) if x.dtype != m.dtype else m
         for i, layer in enumerate(self.layers):
             x = layer(x, m[i])
-        return self.classifier(self.pool(self.head(x)))
+        return self.classifier(self.mix(self.pool(self.head(x))))
 
     def argmax_indices(self) -> list[int]:
         """The most likely candidate index of every layer."""

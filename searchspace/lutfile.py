@@ -79,8 +79,11 @@ class LatencyTable:
 
     # -- lookups --------------------------------------------------------------
     def latency(self, entry: Entry | str) -> float:
-        """The median latency (µs) of one entry, by entry or key in any rendering."""
-        key = entry.key if isinstance(entry, Entry) else parse_key(entry).key
+        """The median latency (µs) of one entry, by entry or key in any rendering (0 for the free zero op)."""
+        entry = entry if isinstance(entry, Entry) else parse_key(entry)
+        if entry.is_free:
+            return 0.0
+        key = entry.key
         try:
             return float(self.entries[key]["median"])
         except KeyError:

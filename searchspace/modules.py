@@ -12,16 +12,20 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .entries import Entry
-from .spec import Architecture, SpaceSpec
+from .entries import MB3_OPS, Entry
+from .spec import Architecture, SpaceSpec, make_divisible
 
 __all__ = [
     "BUILDERS",
     "ChannelShuffle",
     "Classifier",
     "ConvBNReLU",
+    "FeatureMix",
     "GlobalAvgPool",
+    "MBBlock",
+    "MBV3Block",
     "SkipBlock",
+    "SqueezeExcite",
     "TBSBlock",
     "build_entry",
     "build_network",
@@ -44,13 +48,22 @@ class ChannelShuffle(nn.Module):
 
 
 class ConvBNReLU(nn.Sequential):
-    """k x k conv (no bias) -> BN -> optional ReLU, 'same' padding."""
+    """k x k conv (no bias) -> BN -> optional activation (ReLU unless ``act`` names another), 'same' padding."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, relu: bool = True) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int,
+        stride: int = 1,
+        groups: int = 1,
+        relu: bool = True,
+        act: type[nn.Module] = nn.ReLU,
+    ) -> None:
         super().__init__(
             nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
             nn.BatchNorm2d(cout),
-            nn.ReLU() if relu else nn.Identity(),
+            act() if relu else nn.Identity(),
         )
 
 
@@ -74,6 +87,72 @@ class TBSBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.project(self.depthwise(self.shuffle(self.expand(x))))
         return x + y if self.has_residual else y
+
+
+class MBBlock(nn.Module):
+    """ProxylessNAS's MBConv (MobileNetV2's inverted residual), as in its ``MBInvertedConvLayer``.
+
+    1x1 conv -> BN -> ReLU6 (absent at expansion 1) -> k x k depthwise conv with
+    the stride -> BN -> ReLU6 -> 1x1 conv -> BN, plus the input when stride is 1
+    and cin == cout (the keys' ``idskip``).
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int, kernel: int, expansion: int) -> None:
+        super().__init__()
+        mid = cin * expansion
+        self.expand = ConvBNReLU(cin, mid, 1, act=nn.ReLU6) if expansion > 1 else nn.Identity()
+        self.depthwise = ConvBNReLU(mid, mid, kernel, stride, groups=mid, act=nn.ReLU6)
+        self.project = ConvBNReLU(mid, cout, 1, relu=False)
+        self.has_residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.depthwise(self.expand(x)))
+        return x + y if self.has_residual else y
+
+
+class SqueezeExcite(nn.Module):
+    """OFA's ``SELayer``: pool -> 1x1 conv (to ``make_divisible(c / 4)``) -> ReLU -> 1x1 conv -> h-sigmoid -> scale."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        mid = make_divisible(channels // 4)
+        self.reduce = nn.Conv2d(channels, mid, 1)
+        self.relu = nn.ReLU()
+        self.expand = nn.Conv2d(mid, channels, 1)
+        self.gate = nn.Hardsigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.mean(dim=(2, 3), keepdim=True)
+        return x * self.gate(self.expand(self.relu(self.reduce(y))))
+
+
+class MBV3Block(nn.Module):
+    """OFA's MobileNetV3 block (``MBConvLayer`` in a ``ResidualBlock``), ``mid`` middle channels.
+
+    1x1 conv -> BN -> act (absent when mid == cin) -> k x k depthwise conv with
+    the stride -> BN -> act -> squeeze-excite (``se``) -> 1x1 conv -> BN, plus
+    the input when stride is 1 and cin == cout; act is h-swish (``hswish``) or ReLU.
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int, kernel: int, mid: int, se: bool, hswish: bool) -> None:
+        super().__init__()
+        act = nn.Hardswish if hswish else nn.ReLU
+        self.expand = ConvBNReLU(cin, mid, 1, act=act) if mid != cin else nn.Identity()
+        self.depthwise = ConvBNReLU(mid, mid, kernel, stride, groups=mid, act=act)
+        self.se = SqueezeExcite(mid) if se else nn.Identity()
+        self.project = ConvBNReLU(mid, cout, 1, relu=False)
+        self.has_residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.se(self.depthwise(self.expand(x))))
+        return x + y if self.has_residual else y
+
+
+class FeatureMix(nn.Sequential):
+    """OFA's feature-mix layer after the pool: a 1x1 conv on 1x1 (a linear layer, no bias) -> h-swish, on ``(N, C)``."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(nn.Linear(cin, cout, bias=False), nn.Hardswish())
 
 
 class SkipBlock(nn.Sequential):
@@ -102,11 +181,20 @@ class Classifier(nn.Module):
         self.fc = nn.Linear(cin, cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and isinstance(self.pool, nn.Identity):  # a 1x1 map where the classifier pools itself
+            x = x.flatten(1)
         return self.fc(self.pool(x))
 
 
 BUILDERS: dict[str, Callable[[Entry], nn.Module]] = {
     "tbs": lambda e: TBSBlock(e.cin, e.cout, e.stride, e.kernel, e.expansion, e.groups),
+    "mb": lambda e: MBBlock(e.cin, e.cout, e.stride, e.kernel, e.expansion),
+    **{
+        op: (lambda e: MBV3Block(e.cin, e.cout, e.stride, e.kernel, e.expansion, "se" in e.op, e.op.endswith("hs")))
+        for op in MB3_OPS
+    },
+    "zero": lambda e: nn.Identity(),
+    "mix": lambda e: FeatureMix(e.cin, e.cout),
     "skip": lambda e: SkipBlock(e.cin, e.cout, e.stride),
     "conv": lambda e: ConvBNReLU(e.cin, e.cout, e.kernel, e.stride),
     "pool": lambda e: GlobalAvgPool(),

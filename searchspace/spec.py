@@ -18,7 +18,17 @@ A space is data. Written as YAML (JSON is the same structure)::
 A network of the space is: stem conv -> one candidate per searchable layer ->
 head conv -> global average pool -> fully connected. Candidate names follow
 the grammar of :mod:`searchspace.ops`; entries and keys are in
-:mod:`searchspace.entries`.
+:mod:`searchspace.entries`. Optional fields, for other families than FBNet's:
+
+    block: mb                  # k{K}_e{E} builds: tbs (FBNet, default), mb
+                               # (ProxylessNAS MBConv), mb3 (OFA MobileNetV3)
+    stages:
+      - {channels: 48, repeats: 4, stride: 2, se: true, hswish: false, min_depth: 2}
+        # se / hswish: the mb3 blocks of the stage have squeeze-excite / h-swish;
+        # min_depth: the first layers that may not take `zero` (elastic depth)
+    head: {channels: 1152, kernel: 1, mix_channels: 1536, pool: true}
+        # mix_channels: OFA's 1x1 conv + h-swish after the pool;
+        # pool: false when the classifier pools (ProxylessNAS's Logits on 7x7)
 """
 
 from __future__ import annotations
@@ -27,12 +37,14 @@ import hashlib
 import json
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .entries import Entry
+from .named import NAMED_ARCHITECTURES
 from .ops import Candidate, parse_candidate
+from .specdict import SpecError, spec_kwargs, spec_to_dict
 
 __all__ = [
     "NAMED_ARCHITECTURES",
@@ -46,29 +58,15 @@ __all__ = [
     "StemSpec",
 ]
 
-SPEC_FORMAT = 1
-
-
-class SpecError(ValueError):
-    """A space spec that cannot describe a network; the message names the field."""
-
 
 class ArchitectureError(ValueError):
     """An architecture that does not belong to a space; the message names the layer."""
 
 
-def _positive_int(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError(f"{where}: must be a positive integer, got {value!r}")
-    return value
-
-
-def _check_keys(data: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
-    if not isinstance(data, Mapping):
-        raise SpecError(f"{where}: expected a mapping, got {type(data).__name__}")
-    unknown = set(data) - set(allowed)
-    if unknown:
-        raise SpecError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """OFA's channel rounding: the nearest multiple of ``divisor``, never below 90 % of ``value``."""
+    out = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return out + divisor if out < 0.9 * value else out
 
 
 @dataclass(frozen=True)
@@ -82,20 +80,35 @@ class StemSpec:
 
 @dataclass(frozen=True)
 class HeadSpec:
-    """The last convolution before pooling (conv -> BN -> ReLU)."""
+    """The last convolution before pooling (conv -> BN -> ReLU), and what follows it.
+
+    ``mix_channels``: OFA's feature-mix layer (1x1 conv + h-swish after the
+    pool), none when ``None``. ``pool``: a pool entry of its own; ``False``
+    when the classifier pools (ProxylessNAS's ``Logits`` on the 7x7 map).
+    """
 
     channels: int = 1984
     kernel: int = 1
+    mix_channels: int | None = None
+    pool: bool = True
 
 
 @dataclass(frozen=True)
 class StageSpec:
-    """``repeats`` searchable layers of ``channels`` outputs; the first has ``stride``."""
+    """``repeats`` searchable layers of ``channels`` outputs; the first has ``stride``.
+
+    ``min_depth``: the first layers, which may not take ``zero`` (the stage
+    keeps at least that many). ``se``, ``hswish``: the ``mb3`` blocks of the
+    stage have squeeze-excite, h-swish.
+    """
 
     channels: int
     repeats: int
     stride: int = 1
     candidates: tuple[str, ...] | None = None
+    min_depth: int = 1
+    se: bool = False
+    hswish: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,6 +123,9 @@ class Layer:
     w: int
     stride: int
     candidates: tuple[Candidate, ...]
+    block: str = "tbs"
+    se: bool = False
+    hswish: bool = False
 
     @property
     def candidate_names(self) -> tuple[str, ...]:
@@ -127,7 +143,13 @@ class Layer:
         shape = {"cin": self.cin, "cout": self.cout, "h": self.h, "w": self.w, "stride": self.stride}
         if cand.is_skip:
             return Entry("skip", **shape)
-        return Entry("tbs", **shape, kernel=cand.kernel, expansion=cand.expansion, groups=cand.groups)
+        if cand.is_zero:
+            return Entry("zero", **shape)
+        if self.block == "mb3":
+            op = "mb3" + ("se" if self.se else "") + ("hs" if self.hswish else "")
+            mid = make_divisible(round(self.cin * cand.expansion))
+            return Entry(op, **shape, kernel=cand.kernel, expansion=mid, groups=cand.groups)
+        return Entry(self.block, **shape, kernel=cand.kernel, expansion=cand.expansion, groups=cand.groups)
 
 
 @dataclass(frozen=True)
@@ -156,6 +178,7 @@ class SpaceSpec:
     head: HeadSpec = field(default_factory=HeadSpec)
     num_classes: int = 1000
     in_channels: int = 3
+    block: str = "tbs"
 
     def __post_init__(self) -> None:
         # Validate once, here, so every spec that exists is usable.
@@ -164,80 +187,12 @@ class SpaceSpec:
     # -- serialisation ----------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """A plain, JSON/YAML-ready dict (the spec format documented above)."""
-        stages = []
-        for stage in self.stages:
-            item: dict[str, Any] = {
-                "channels": stage.channels,
-                "repeats": stage.repeats,
-                "stride": stage.stride,
-            }
-            if stage.candidates is not None:
-                item["candidates"] = list(stage.candidates)
-            stages.append(item)
-        return {
-            "format": SPEC_FORMAT,
-            "name": self.name,
-            "resolution": self.resolution,
-            "in_channels": self.in_channels,
-            "stem": {"channels": self.stem.channels, "kernel": self.stem.kernel, "stride": self.stem.stride},
-            "stages": stages,
-            "candidates": list(self.candidates),
-            "head": {"channels": self.head.channels, "kernel": self.head.kernel},
-            "num_classes": self.num_classes,
-        }
+        return spec_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SpaceSpec:
         """Build and validate a spec; :class:`SpecError` names the bad field."""
-        _check_keys(
-            data,
-            ("format", "name", "resolution", "in_channels", "stem", "stages", "candidates", "head", "num_classes"),
-            "spec",
-        )
-        fmt = data.get("format", SPEC_FORMAT)
-        if fmt != SPEC_FORMAT:
-            raise SpecError(f"format: this hwlut reads spec format {SPEC_FORMAT}, got {fmt!r}")
-        for required in ("name", "resolution", "stages", "candidates"):
-            if required not in data:
-                raise SpecError(f"{required}: required")
-        name = data["name"]
-        if not isinstance(name, str) or not name.strip():
-            raise SpecError(f"name: must be a non-empty string, got {name!r}")
-        stem_data = data.get("stem", {})
-        _check_keys(stem_data, ("channels", "kernel", "stride"), "stem")
-        stem = StemSpec(**{k: _positive_int(v, f"stem.{k}") for k, v in stem_data.items()})
-        head_data = data.get("head", {})
-        _check_keys(head_data, ("channels", "kernel"), "head")
-        head = HeadSpec(**{k: _positive_int(v, f"head.{k}") for k, v in head_data.items()})
-        stages_data = data["stages"]
-        if not isinstance(stages_data, Sequence) or isinstance(stages_data, str) or not stages_data:
-            raise SpecError("stages: must be a non-empty list")
-        stages = []
-        for i, stage in enumerate(stages_data):
-            where = f"stages[{i}]"
-            _check_keys(stage, ("channels", "repeats", "stride", "candidates"), where)
-            for required in ("channels", "repeats"):
-                if required not in stage:
-                    raise SpecError(f"{where}.{required}: required")
-            cands = stage.get("candidates")
-            stages.append(
-                StageSpec(
-                    channels=_positive_int(stage["channels"], f"{where}.channels"),
-                    repeats=_positive_int(stage["repeats"], f"{where}.repeats"),
-                    stride=_positive_int(stage.get("stride", 1), f"{where}.stride"),
-                    candidates=None if cands is None else _candidate_names(cands, f"{where}.candidates"),
-                )
-            )
-        return cls(
-            name=name,
-            resolution=_positive_int(data["resolution"], "resolution"),
-            stages=tuple(stages),
-            candidates=_candidate_names(data["candidates"], "candidates"),
-            stem=stem,
-            head=head,
-            num_classes=_positive_int(data.get("num_classes", 1000), "num_classes"),
-            in_channels=_positive_int(data.get("in_channels", 3), "in_channels"),
-        )
+        return cls(**spec_kwargs(data))
 
     def to_json(self) -> str:
         """The spec as indented JSON."""
@@ -277,11 +232,18 @@ class SpaceSpec:
         h = w = -(-self.resolution // self.stem.stride)
         cin = self.stem.channels
         for s, stage in enumerate(self.stages):
+            if self.block != "mb3" and (stage.se or stage.hswish):
+                raise SpecError(f"stages[{s}]: se and hswish belong to a space of block mb3, not {self.block}")
             names = stage.candidates if stage.candidates is not None else self.candidates
-            cands = tuple(parse_candidate(n) for n in names)
+            all_cands = tuple(parse_candidate(n) for n in names)
             for r in range(stage.repeats):
                 stride = stage.stride if r == 0 else 1
-                layer = Layer(len(layers), s, cin, stage.channels, h, w, stride, cands)
+                cands = all_cands if r >= stage.min_depth else tuple(c for c in all_cands if not c.is_zero)
+                if not cands:
+                    raise SpecError(f"stages[{s}].candidates: layer {r} of the stage has no candidate but zero")
+                layer = Layer(
+                    len(layers), s, cin, stage.channels, h, w, stride, cands, self.block, stage.se, stage.hswish
+                )
                 for cand in cands:
                     try:
                         layer.entry(cand)
@@ -304,29 +266,38 @@ class SpaceSpec:
         return -(-last.h // last.stride), -(-last.w // last.stride)
 
     def fixed_entries(self) -> dict[str, Entry]:
-        """The entries every network contains: stem, head, pool, classifier."""
+        """The entries every network contains: stem, head, pool, mix (OFA), classifier, in that order."""
         r = self.resolution
         h, w = self.final_hw
-        c_last = self.stages[-1].channels
-        return {
+        c_last, c_head = self.stages[-1].channels, self.head.channels
+        out = {
             "stem": Entry("conv", self.in_channels, self.stem.channels, r, r, self.stem.stride, self.stem.kernel),
-            "head": Entry("conv", c_last, self.head.channels, h, w, 1, self.head.kernel),
-            "pool": Entry("pool", self.head.channels, self.head.channels, h, w, 1, h),
-            "fc": Entry("fc", self.head.channels, self.num_classes, 1, 1),
+            "head": Entry("conv", c_last, c_head, h, w, 1, self.head.kernel),
         }
+        if self.head.pool:
+            out["pool"] = Entry("pool", c_head, c_head, h, w, 1, h)
+        c_fc = c_head
+        if self.head.mix_channels is not None:
+            c_fc = self.head.mix_channels
+            out["mix"] = Entry("mix", c_head, c_fc, 1, 1)
+        fc_hw = (1, 1) if self.head.pool else (h, w)  # without a pool entry the classifier pools
+        out["fc"] = Entry("fc", c_fc, self.num_classes, *fc_hw)
+        return out
 
     def block_entries(self) -> list[Entry]:
-        """Distinct entries of the searchable layers, in first-seen order."""
+        """Distinct entries of the searchable layers, in first-seen order (the free zero op left out)."""
         seen: dict[Entry, None] = {}
         for layer in self.layers:
             for cand in layer.candidates:
-                seen.setdefault(layer.entry(cand), None)
+                entry = layer.entry(cand)
+                if not entry.is_free:
+                    seen.setdefault(entry, None)
         return list(seen)
 
     def distinct_entries(self) -> list[Entry]:
         """Every entry that any network of the space contains: a LUT's full key set."""
-        fixed = self.fixed_entries()
-        ordered = [fixed["stem"], *self.block_entries(), fixed["head"], fixed["pool"], fixed["fc"]]
+        fixed = dict(self.fixed_entries())
+        ordered = [fixed.pop("stem"), *self.block_entries(), *fixed.values()]
         return list(dict.fromkeys(ordered))
 
     @property
@@ -367,41 +338,13 @@ class SpaceSpec:
         return Architecture(tuple(rng.choice(layer.candidate_names) for layer in self.layers))
 
     def entries_of(self, arch: Architecture | str) -> list[Entry]:
-        """The entries of one whole network, in execution order (stem ... fc)."""
+        """The entries of one whole network, in execution order (stem ... fc; a zero layer has none)."""
+        return [entry for _, entry in self.named_entries_of(arch)]
+
+    def named_entries_of(self, arch: Architecture | str) -> list[tuple[str, Entry]]:
+        """:meth:`entries_of`, each named: ``stem``, ``layer{i}``, then ``head``, ``pool``, ``mix``, ``fc``."""
         if isinstance(arch, str):
             arch = self.decode(arch)
-        fixed = self.fixed_entries()
-        blocks = [layer.entry(op) for layer, op in zip(self.layers, arch.ops, strict=True)]
-        return [fixed["stem"], *blocks, fixed["head"], fixed["pool"], fixed["fc"]]
-
-
-def _candidate_names(value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, Sequence) or isinstance(value, str) or not value:
-        raise SpecError(f"{where}: must be a non-empty list of candidate names")
-    names = []
-    for i, name in enumerate(value):
-        if not isinstance(name, str):
-            raise SpecError(f"{where}[{i}]: must be a string, got {name!r}")
-        try:
-            parse_candidate(name)
-        except ValueError as exc:
-            raise SpecError(f"{where}[{i}]: {exc}") from None
-        names.append(name)
-    if len(set(names)) != len(names):
-        raise SpecError(f"{where}: lists a candidate twice")
-    return tuple(names)
-
-
-#: Published architectures of a space, by name (``SpaceSpec.decode("fbnet-c")``). FBNet-A/B/C: the
-#: searched networks of Wu et al. (CVPR 2019), Figure 4, as in FBNet's model definitions
-#: (``ir_k5_s2`` there is ``k5_e1_g2`` here). They keep the space's head (FBNet-A used 1504 channels).
-NAMED_ARCHITECTURES: dict[str, dict[str, str]] = {
-    "fbnet": {
-        "fbnet-a": "skip,k3_e3,k3_e1,skip,skip,k5_e6,k3_e3,k5_e1,k3_e3,k5_e6,k5_e3,k5_e1_g2,k5_e6,"
-        "k3_e6,k5_e1_g2,k5_e1,k3_e1_g2,k5_e6,k5_e6,k5_e3,k5_e6,k5_e6",
-        "fbnet-b": "k3_e1,k3_e6,k5_e1,k3_e1,k3_e1,k5_e6,k5_e3,k3_e6,k5_e6,k5_e6,k5_e1,skip,k5_e3,"
-        "k5_e6,k3_e1,k5_e1,k5_e3,k5_e6,k5_e1,k5_e6,k5_e6,k3_e6",
-        "fbnet-c": "k3_e1,k3_e6,skip,k3_e1,k3_e1,k5_e6,k5_e3,k5_e6,k3_e6,k5_e6,k5_e3,k5_e6,k5_e6,"
-        "k5_e6,k5_e6,k5_e6,k5_e3,k5_e6,k5_e6,k5_e6,k5_e6,k3_e6",
-    },
-}
+        fixed = dict(self.fixed_entries())
+        blocks = [(f"layer{la.index}", la.entry(op)) for la, op in zip(self.layers, arch.ops, strict=True)]
+        return [("stem", fixed.pop("stem")), *((n, b) for n, b in blocks if not b.is_free), *fixed.items()]

@@ -40,7 +40,7 @@ def _hwlut_table() -> LatencyTable:
 
 
 @pytest.mark.parametrize(
-    ("name", "fmt", "mapped"), [("ofa_note10_224.yaml", "ofa", 23), ("proxylessnas_mobile_trim.yaml", "proxyless", 72)]
+    ("name", "fmt", "mapped"), [("ofa_note10_224.yaml", "ofa", 96), ("proxylessnas_mobile_trim.yaml", "proxyless", 72)]
 )
 def test_reference_tables_round_trip(name: str, fmt: str, mapped: int) -> None:
     source = (REFERENCE_LUTS / name).read_text()
@@ -60,10 +60,10 @@ def test_reference_tables_round_trip(name: str, fmt: str, mapped: int) -> None:
 
 def test_ofa_keys() -> None:
     key = "expanded_conv-input:112x112x24-output:56x56x32-expand:144-kernel:5-stride:2-idskip:0-se:0-hs:0"
-    assert ofa_entry(key) == Entry("tbs", 24, 32, 112, 112, 2, 5, 6)
-    assert ofa_entry(key.replace("se:0", "se:1")) is None
-    assert ofa_entry(key.replace("expand:144", "expand:100")) is None  # no integer expansion
-    assert ofa_entry("Conv_2-input:1x1x1152-output:1x1x1536") is None
+    assert ofa_entry(key) == Entry("mb3", 24, 32, 112, 112, 2, 5, 144)  # OFA's expand is the middle channels
+    assert ofa_entry(key.replace("se:0", "se:1")) == Entry("mb3se", 24, 32, 112, 112, 2, 5, 144)
+    assert ofa_entry(key.replace("se:0", "se:2")) is None
+    assert ofa_entry("Conv_2-input:1x1x1152-output:1x1x1536") == Entry("mix", 1152, 1536, 1, 1)
     # an hwlut entry written as OFA and read back is itself
     table = Table(
         "hwlut",

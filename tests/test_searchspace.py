@@ -75,10 +75,11 @@ def test_every_key_round_trips(resolution: int, style: str) -> None:
 def test_known_renderings() -> None:
     entry = parse_key("ConvBlock_H112_W112_Cin16_Cout24_exp6_kernel5_stride2_group1")
     assert entry == ss.Entry("tbs", 16, 24, 112, 112, 2, 5, 6, 1)
-    assert entry.proxyless_key() == (
-        "expanded_conv-input:112x112x16-output:56x56x24-expand:6-kernel:5-stride:2-idskip:0"
-    )
+    # ProxylessNAS's expanded_conv is MobileNetV2's block (op mb), not FBNet's TBS, which keeps its own name
+    assert entry.proxyless_key() == "tbs-input:112x112x16-output:56x56x24-expand:6-kernel:5-stride:2-idskip:0"
     assert parse_key(entry.proxyless_key()) == entry
+    mb = parse_key("expanded_conv-input:112x112x16-output:56x56x24-expand:6-kernel:5-stride:2-idskip:0")
+    assert mb == ss.Entry("mb", 16, 24, 112, 112, 2, 5, 6, 1)
     # HW-NAS-Bench's own code also writes exp_6kernel5 in places
     assert parse_key("ConvBlock_H112_W112_Cin16_Cout24_exp_6kernel5_stride2_group1") == entry
     # real keys of the published ProxylessNAS table parse

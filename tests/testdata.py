@@ -9,8 +9,10 @@ import pytest
 
 from lut_store.testing import postgres_url
 
-#: The real phone LUTs in the project's shared folder, beside the repository.
-REFERENCE_LUTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-luts"
+#: The real phone LUTs in the project's shared folder, beside the repository (``HWLUT_REFERENCE_LUTS`` overrides).
+REFERENCE_LUTS = Path(
+    os.environ.get("HWLUT_REFERENCE_LUTS") or Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-luts"
+)
 
 
 def need_postgres() -> None:

@@ -149,7 +149,8 @@ def search(
     sources: list[tuple[LatencyTable, LutSource]] = []
     try:
         if lut:
-            sources = [load_lut_file(path) for path in lut]
+            named = load_space(space) if space else None  # a YAML table (ProxylessNAS / OFA) needs its space
+            sources = [load_lut_file(path, named) for path in lut]
         else:
             assert server is not None and device is not None
             sources = [fetch_server_lut(server, name, job, token=token) for name in device]

@@ -9,12 +9,15 @@ import typer
 from rich.table import Table
 
 from searchspace import SpecError, load_space
+from searchspace.builtin import BUILTIN_SPACES, SPACE_SOURCES
 
 from .console import out_console
 
 app = typer.Typer(help="Search spaces: layers, candidates, LUT entries.", no_args_is_help=True)
 
-SpaceArg = Annotated[str, typer.Argument(help="A built-in space (fbnet) or a spec file (YAML/JSON).")]
+SpaceArg = Annotated[
+    str, typer.Argument(help=f"A built-in space ({', '.join(BUILTIN_SPACES)}) or a spec file (YAML/JSON).")
+]
 ResolutionOpt = Annotated[
     int | None, typer.Option("--resolution", "-r", help="Input resolution, e.g. 224 or 32 (FBNet's CIFAR variant).")
 ]
@@ -38,6 +41,7 @@ def show(
         doc = {
             "spec": spec.to_dict(),
             "spec_hash": spec.spec_hash,
+            "source": SPACE_SOURCES.get(space),
             "num_layers": len(spec.layers),
             "num_architectures": spec.num_architectures,
             "layers": [
@@ -72,7 +76,9 @@ def show(
         f"{spec.num_architectures:.3e} architectures ({spec.num_architectures}), "
         f"{len(spec.block_entries())} block entries, {len(spec.distinct_entries())} entries in all"
     )
-    console.print("candidates: " + ", ".join(spec.candidates))
+    if space in SPACE_SOURCES:
+        console.print(f"source: {SPACE_SOURCES[space]}", highlight=False)
+    console.print(f"block: {spec.block}; candidates: " + ", ".join(spec.candidates))
     layers = Table("layer", "stage", "cin", "cout", "input", "stride", "candidates", title="searchable layers")
     for layer in spec.layers:
         layers.add_row(
@@ -85,7 +91,7 @@ def show(
             str(len(layer.candidates)),
         )
     console.print(layers)
-    entries = Table("#", "canonical key", "HW-NAS-Bench key", title="distinct LUT entries")
+    entries = Table("#", "canonical key", "ProxylessNAS / OFA key", title="distinct LUT entries")
     for i, entry in enumerate(spec.distinct_entries()):
-        entries.add_row(str(i), entry.key, entry.hwnasbench_key())
+        entries.add_row(str(i), entry.key, entry.proxyless_key())
     console.print(entries)
