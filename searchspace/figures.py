@@ -4,7 +4,7 @@ Each figure is first a value (:class:`Heatmap`, :class:`Comparison`,
 :class:`Scatter`) computed from a :class:`~searchspace.lutfile.LatencyTable`
 or an accuracy report (a dict, as the server and ``hwlut validate`` write
 it): the dashboard renders those values as HTML/SVG (``server.dashboard``),
-``hwlut plot`` as PNG with :func:`render_png` (matplotlib, imported only
+``hwlut plot`` as PNG with :func:`render_png` (matplotlib, in :mod:`.figures_png`, imported only
 there, headless Agg). Both therefore show the same numbers. This module sits
 in :mod:`searchspace` because it is the one package every part may import
 (the server imports no torch and no profiler; see ``tests/test_layers.py``);
@@ -14,7 +14,6 @@ it needs numpy and scipy only. Latencies are shown in ms.
 from __future__ import annotations
 
 import math
-import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,13 +101,16 @@ def heatmap(table: LatencyTable) -> Heatmap:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Two LUTs of one space entry by entry: ``ratio = b / a`` per cell, candidates ranked alike per layer.
+    """Two LUTs entry by entry on ``a``'s grid: ``ratio = b / a`` per cell, candidates ranked alike per layer.
 
     ``spearman[i]`` is the rank correlation of layer ``i``'s candidates in
     the two LUTs (None with fewer than 3 shared, or a constant row);
     ``fastest[i]`` the fastest candidate in ``a`` and in ``b``;
     ``differing`` the layers whose fastest candidate differs; ``conditions``
     where the two were measured differently (``runtime.threads: 1 != 4``).
+    ``matched`` counts the entries both hold, ``only_a``/``only_b`` those of
+    one side alone, ``spearman_all`` ranks all matched entries;
+    ``same_space`` is false when ``b`` is of another space (seen on ``a``'s layers).
     """
 
     a: Heatmap
@@ -118,6 +120,12 @@ class Comparison:
     fastest: tuple[tuple[str | None, str | None], ...]
     differing: tuple[int, ...]
     conditions: tuple[str, ...] = field(default_factory=tuple)
+    matched: int = 0
+    only_a: int = 0
+    only_b: int = 0
+    spearman_all: float | None = None
+    same_space: bool = True
+    spaces: tuple[str, str] = ("", "")
 
     @property
     def geomean_ratio(self) -> float | None:
@@ -125,33 +133,98 @@ class Comparison:
         logs = [math.log(r) for row in self.ratio for r in row if r is not None and r > 0]
         return math.exp(math.fsum(logs) / len(logs)) if logs else None
 
+    @property
+    def unmatched(self) -> int:
+        """How many entries of either LUT have no partner in the other."""
+        return self.only_a + self.only_b
+
+    @property
+    def layers_matched(self) -> int:
+        """How many of ``a``'s layers have at least one candidate in both LUTs."""
+        return sum(any(r is not None for r in row) for row in self.ratio)
+
+    @property
+    def partial(self) -> bool:
+        """Whether the two cover different entries (another space, or an entry missing on one side)."""
+        return not self.same_space or self.unmatched > 0
+
+    def match_text(self) -> str:
+        """The match in one line: ``72 entries matched, 5 unmatched (5 only in A, 0 only in B); …``."""
+        rho = "" if self.spearman_all is None else f"; rank correlation over them ρ {self.spearman_all:.3f}"
+        return (
+            f"{self.matched} entries matched, {self.unmatched} unmatched "
+            f"({self.only_a} only in A, {self.only_b} only in B){rho}"
+        )
+
 
 def _fastest(cands: Sequence[str], row: Sequence[float | None]) -> str | None:
     known = [(v, c) for c, v in zip(cands, row, strict=True) if v is not None]
     return min(known)[1] if known else None
 
 
-def compare(a: LatencyTable, b: LatencyTable) -> Comparison:
-    """``b`` against ``a``; refuses tables of different spaces (their grids do not line up)."""
+def _rho(pairs: Sequence[tuple[float, float]]) -> float | None:
+    """Spearman's ρ of ``pairs`` (None with fewer than 3, or a constant side)."""
     from scipy.stats import spearmanr
 
-    if a.space.spec_hash != b.space.spec_hash:
-        raise ValueError(f"compare: the LUTs are of different spaces ({a.space.name}, {b.space.name})")
-    ha, hb = heatmap(a), heatmap(b)
+    if len(pairs) < 3 or len({x for x, _ in pairs}) < 2 or len({y for _, y in pairs}) < 2:
+        return None
+    return float(spearmanr([x for x, _ in pairs], [y for _, y in pairs]).statistic)
+
+
+def _on_grid(table: LatencyTable, grid: Heatmap) -> Heatmap:
+    """``table``'s entries at ``grid``'s cells (canonical keys): a LUT of another space on this one's layers."""
+
+    def cells(stat: str) -> tuple[tuple[float | None, ...], ...]:
+        return tuple(
+            tuple(_ms((table.entries.get(k) or {}).get(stat)) if k else None for k in row) for row in grid.keys
+        )
+
+    fixed = tuple((n, k, _ms((table.entries.get(k) or {}).get("median"))) for n, k, _ in grid.fixed)
+    return Heatmap(grid.layers, grid.candidates, cells("median"), cells("ci_low"), cells("ci_high"), grid.keys, fixed)
+
+
+def compare(a: LatencyTable, b: LatencyTable) -> Comparison:
+    """``b`` against ``a``, on ``a``'s layers × candidates.
+
+    LUTs of different spaces (this machine's against a published phone table,
+    say) are compared over the entries they share, matched by entry whatever
+    key rendering each uses (:func:`searchspace.reference.match_latencies`);
+    refused (ValueError) when they share none.
+    """
+    from .reference import match_latencies
+
+    same = a.space.spec_hash == b.space.spec_hash
+    match = match_latencies(a, b)
+    if not same and not match.matched:
+        raise ValueError(
+            f"compare: the LUTs are of different spaces ({a.space.name}, {b.space.name}) and share no entry"
+        )
+    ha = heatmap(a)
+    hb = heatmap(b) if same else _on_grid(b, ha)
     ratio, rho, fastest, differing = [], [], [], []
     for i, (ra, rb) in enumerate(zip(ha.values, hb.values, strict=True)):
         ratio.append(tuple(y / x if x and y is not None else None for x, y in zip(ra, rb, strict=True)))
-        both = [(x, y) for x, y in zip(ra, rb, strict=True) if x is not None and y is not None]
-        value = None
-        if len(both) >= 3 and len({x for x, _ in both}) > 1 and len({y for _, y in both}) > 1:
-            value = float(spearmanr([x for x, _ in both], [y for _, y in both]).statistic)
-        rho.append(value)
+        rho.append(_rho([(x, y) for x, y in zip(ra, rb, strict=True) if x is not None and y is not None]))
         pair = (_fastest(ha.candidates, ra), _fastest(hb.candidates, rb))
         fastest.append(pair)
         if None not in pair and pair[0] != pair[1]:
             differing.append(i)
     conditions = mismatches(a.provenance, b.provenance, fields=CONDITION_FIELDS, ignore=("runtime.phone.serial",))
-    return Comparison(ha, hb, tuple(ratio), tuple(rho), tuple(fastest), tuple(differing), tuple(conditions))
+    return Comparison(
+        ha,
+        hb,
+        tuple(ratio),
+        tuple(rho),
+        tuple(fastest),
+        tuple(differing),
+        tuple(conditions),
+        matched=len(match.matched),
+        only_a=len(match.unmatched_left),
+        only_b=len(match.unmatched_right),
+        spearman_all=_rho([(m.left_us, m.right_us) for m in match.matched]),
+        same_space=same,
+        spaces=(a.space.name, b.space.name),
+    )
 
 
 @dataclass(frozen=True)
@@ -283,105 +356,8 @@ def history(
     )
 
 
-def _heatmap_axes(fig: Any, ax: Any, hm: Heatmap, grid: Any, label: str, cmap: str, fmt: str, **norm: Any) -> Any:
-    import numpy as np
-
-    image = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap=cmap, **norm)
-    ax.set_xticks(range(len(hm.candidates)), hm.candidates, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(hm.layers)), hm.layers, fontsize=7)
-    ax.set_xlabel("candidate")
-    ax.set_ylabel("searchable layer: cin→cout, input h×w, stride")
-    for (i, j), v in np.ndenumerate(grid):
-        if np.isfinite(v):
-            r, g, b, _ = image.cmap(image.norm(v))
-            ink = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.55 else "white"
-            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=5.5, color=ink)
-    return fig.colorbar(image, ax=ax, label=label)
-
-
-def _grid(rows: Sequence[Sequence[float | None]]) -> Any:
-    import numpy as np
-
-    return np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=float)
-
-
-def _draw_heatmap(fig: Any, hm: Heatmap, title: str) -> None:
-    ax = fig.add_subplot(1, 1, 1)
-    from matplotlib.colors import LogNorm
-
-    lo, hi = hm.bounds()
-    norm = LogNorm(vmin=lo, vmax=hi) if 0 < lo < hi else None  # log scale, as the dashboard's heatmap
-    _heatmap_axes(fig, ax, hm, _grid(hm.values), "latency (ms, median; log scale)", "viridis", ".3g", norm=norm)
-    fixed = ", ".join(f"{n} {v:.3g} ms" if v is not None else f"{n} missing" for n, _, v in hm.fixed)
-    ax.set_title(f"{title}\nfixed: {fixed}" if fixed else title, fontsize=9)
-
-
-def _draw_compare(fig: Any, cmp: Comparison, title: str) -> None:
-    import numpy as np
-    from matplotlib.colors import LogNorm
-
-    ax = fig.add_subplot(1, 1, 1)
-    grid = _grid(cmp.ratio)
-    finite = grid[np.isfinite(grid) & (grid > 0)]
-    span = float(max(np.max(np.abs(np.log(finite))), 0.01)) if finite.size else 1.0
-    norm = LogNorm(vmin=math.exp(-span), vmax=math.exp(span))
-    bar = _heatmap_axes(fig, ax, cmp.a, grid, "latency ratio B / A (log scale)", "RdBu_r", ".2f", norm=norm)
-    ticks = [t for t in (0.1, 0.2, 0.5, 0.8, 1.0, 1.25, 2.0, 5.0, 10.0) if norm.vmin <= t <= norm.vmax]
-    bar.set_ticks(ticks, labels=[f"{t:g}" for t in ticks])
-    bar.ax.minorticks_off()
-    for i in cmp.differing:
-        ax.get_yticklabels()[i].set_color("tab:red")
-    lines = [title, f"geometric mean ratio {cmp.geomean_ratio:.3g}" if cmp.geomean_ratio else ""]
-    if cmp.differing:
-        lines.append(f"fastest candidate differs at layers {', '.join(map(str, cmp.differing))} (red)")
-    if cmp.conditions:
-        lines.append("measured differently: " + "; ".join(cmp.conditions[:3]))
-    ax.set_title("\n".join(x for x in lines if x), fontsize=8)
-
-
-def _draw_scatter(fig: Any, sc: Scatter, title: str) -> None:
-    import numpy as np
-
-    ax = fig.add_subplot(1, 1, 1)
-    for (label, pts), marker in zip(sc.series.items(), ("o", "x", "^"), strict=False):
-        ax.scatter([m for m, _ in pts], [p for _, p in pts], s=18, marker=marker, label=f"{label} (n={len(pts)})")
-    lo, hi = sc.bounds()
-    line = np.linspace(lo, hi, 50)
-    ax.fill_between(line, line * 0.9, line * 1.1, color="tab:green", alpha=0.12, label="±10%")
-    ax.plot(line, line, color="black", lw=0.8)
-    for factor in (0.95, 1.05):
-        ax.plot(line, line * factor, color="tab:green", lw=0.6, ls="--")
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(lo, hi)
-    ax.set_xlabel("measured end to end (ms)")
-    ax.set_ylabel("predicted (ms)")
-    extra = [f"verdict {verdict_text(sc.verdict)}"] if sc.verdict is not None else []
-    for name in ("raw", "calibrated"):
-        line = interval_text(sc.intervals.get(name))
-        if line:
-            extra.append(f"{name}: {line}")
-    ax.set_title("\n".join([title, *(textwrap.shorten(x, 90) for x in extra)]), fontsize=8)
-    ax.legend(loc="upper left", fontsize=8)
-    ax.grid(True, lw=0.3)
-
-
 def render_png(figure: Heatmap | Comparison | Scatter, path: str | Path, *, title: str = "") -> Path:
     """Write ``figure`` as a PNG (matplotlib, headless): the heatmap, the ratio heatmap or the scatter."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from .figures_png import render
 
-    path = Path(path)
-    if isinstance(figure, Scatter):
-        fig = Figure(figsize=(6.0, 6.0), dpi=110)
-        _draw_scatter(fig, figure, title or "LUT prediction vs measured")
-    else:
-        hm = figure if isinstance(figure, Heatmap) else figure.a
-        fig = Figure(figsize=(9.0, 2.0 + 0.32 * len(hm.layers)), dpi=110, layout="constrained")
-        if isinstance(figure, Heatmap):
-            _draw_heatmap(fig, figure, title or "LUT latency per layer and candidate")
-        else:
-            _draw_compare(fig, figure, title or "LUT B / LUT A")
-    FigureCanvasAgg(fig)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    return render(figure, path, title=title)

@@ -3,7 +3,8 @@
 The figures come from :mod:`searchspace.figures`, the module the dashboard's
 pages render from, so a PNG and its page show the same numbers. A LUT is a
 file (``FILE``) or a server's (``--device NAME [--job ID|latest]``, or
-``NAME[@JOB]`` in ``compare`` with ``--server``); ``--server`` defaults to
+``NAME[@JOB]`` in ``compare`` with ``--server``; in ``compare`` also a
+ProxylessNAS / OFA YAML table with ``--space``); ``--server`` defaults to
 ``$HWLUT_SERVER`` and the token to ``$HWLUT_TOKEN``.
 """
 
@@ -61,20 +62,52 @@ def plot_lut(
     _done(render_png(heatmap(table), out, title=f"{label}: latency per layer and candidate (ms)"))
 
 
+def _file_lut(ref: str, space: str | None, hint: str) -> tuple[str, Any]:
+    """(label, LatencyTable) of an hwlut JSON file, or of a ProxylessNAS / OFA YAML read as a LUT of ``space``."""
+    if Path(ref).suffix.lower() not in (".yaml", ".yml"):
+        return _lut(ref, None, "", "latest", hint)
+    from searchspace import LutFileError, SpecError, load_space
+    from searchspace.reference import load_table
+
+    try:
+        spec = load_space(space) if space else None
+    except SpecError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--space") from None
+    try:
+        return ref, load_table(ref, spec)
+    except (LutFileError, OSError) as exc:
+        raise typer.BadParameter(str(exc), param_hint=hint) from None
+
+
 @app.command("compare")
 def plot_compare(
     a: Annotated[str, typer.Argument(help="LUT A: a file, or NAME[@JOB] of a device on --server.")],
     b: Annotated[str, typer.Argument(help="LUT B: a file, or NAME[@JOB] of a device on --server.")],
     out: OutOpt,
     server: ServerOpt = DEFAULT_SERVER,
+    space: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="The space of an A/B given as a ProxylessNAS / OFA YAML table (built-in name or spec file); "
+            "twice for A's and B's when both are YAML tables of different spaces."
+        ),
+    ] = None,
 ) -> None:
-    """The per-entry ratio B / A (log colour scale); layers whose fastest candidate differs in red."""
+    """The per-entry ratio B / A (log colour scale); layers whose fastest candidate differs in red.
+
+    A and B may be of different spaces (a LUT measured here against a published
+    phone table): the entries both hold are compared on A's layers, and the
+    unmatched ones counted.
+    """
     from searchspace.figures import compare, render_png
 
+    spaces = space or [None]
+    if len(spaces) > 2:
+        raise typer.BadParameter("give one space, or two (A's then B's)", param_hint="--space")
     tables = []
-    for ref, hint in ((a, "A"), (b, "B")):
+    for i, (ref, hint) in enumerate(((a, "A"), (b, "B"))):
         if Path(ref).is_file():
-            tables.append(_lut(ref, None, server, "latest", hint))
+            tables.append(_file_lut(ref, spaces[min(i, len(spaces) - 1)], hint))
         else:
             name, _, job = ref.partition("@")
             tables.append(_lut(None, name, server, job or "latest", hint))
@@ -83,6 +116,8 @@ def plot_compare(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="A/B") from None
     _done(render_png(cmp, out, title=f"B / A: {tables[1][0]} over {tables[0][0]}"))
+    if cmp.partial:
+        typer.echo(cmp.match_text(), err=True)
     for i in cmp.differing:
         fa, fb = cmp.fastest[i]
         typer.echo(f"layer {cmp.a.layers[i]}: fastest {fa} in A, {fb} in B", err=True)

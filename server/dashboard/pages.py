@@ -1,4 +1,4 @@
-"""The dashboard's pages: Devices, Jobs (with a polled progress fragment), a LUT, two LUTs compared.
+"""The dashboard's pages: Devices, Jobs (with a polled progress fragment), a LUT, two LUTs compared (any spaces).
 
 Server-rendered Jinja2 templates, readable without JavaScript; every page
 reads only (the read permission of the JSON routes) and links to the JSON or
@@ -129,7 +129,11 @@ def compare_page(
     a_lut: str = "latest",
     b_lut: str = "latest",
 ) -> HTMLResponse:
-    """Two LUTs of one space: ratio heatmap, rank correlation per layer, layers whose fastest differs."""
+    """Two LUTs: ratio heatmap, rank correlation per layer, layers whose fastest differs.
+
+    LUTs of different spaces (a device against an imported phone table) are
+    compared over their matched entries on A's layers, the unmatched counted.
+    """
     devices = [d.name for d in crud.list_devices(session=session)]
     context: dict[str, Any] = {"devices": devices, "a": a, "b": b, "a_lut": a_lut, "b_lut": b_lut, "active": "compare"}
     if not a or not b:
