@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from test_server import ADMIN, add_device, bearer, full_fingerprint, make_client
+from testdata import REFERENCE_LUTS
 from typer.testing import CliRunner
 
 from hwlut.cli import app
@@ -20,12 +21,8 @@ from searchspace import LatencyTable, SpaceSpec, load_space
 from searchspace.figures import compare
 from searchspace.reference import load_table, reference_latencies
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-luts"
-PIXEL1 = REFERENCE / "proxylessnas_mobile_trim.yaml"
-NOTE10 = REFERENCE / "ofa_note10_224.yaml"
-if not PIXEL1.is_file():  # the worktrees sit next to shared/; a checkout elsewhere names it
-    REFERENCE = Path("/work/shared/data/reference-luts")
-    PIXEL1, NOTE10 = REFERENCE / "proxylessnas_mobile_trim.yaml", REFERENCE / "ofa_note10_224.yaml"
+PIXEL1 = REFERENCE_LUTS / "proxylessnas_mobile_trim.yaml"
+NOTE10 = REFERENCE_LUTS / "ofa_note10_224.yaml"
 
 
 def _said(output: str) -> str:
