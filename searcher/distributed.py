@@ -25,8 +25,9 @@ How the work is divided (see :class:`searcher.search.Searcher`):
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,12 +40,14 @@ from .config import resolve_device
 __all__ = [
     "BACKENDS",
     "DistContext",
+    "all_reduce_max",
     "all_reduce_sum",
     "average_gradient",
     "broadcast_buffers",
     "broadcast_object",
     "init_distributed",
     "max_rank_difference",
+    "process_group",
     "rank_batches",
     "shutdown",
 ]
@@ -175,3 +178,16 @@ def max_rank_difference(tensor: torch.Tensor, ctx: DistContext) -> float:
     diff = (mine - ref).abs().max().reshape(1).double()
     dist.all_reduce(diff, op=dist.ReduceOp.MAX)
     return float(diff.item())
+
+
+@contextlib.contextmanager
+def process_group(backend: str = "auto", device_type: str = "auto") -> Iterator[DistContext]:
+    """:func:`init_distributed` for a ``with`` block; leaves the group after it (at once on an error)."""
+    ctx = init_distributed(backend, device_type)
+    try:
+        yield ctx
+    except BaseException:
+        if ctx.active and dist.is_initialized():
+            dist.destroy_process_group()
+        raise
+    shutdown(ctx)

@@ -147,14 +147,16 @@ class Searcher:
             self.net = SuperNet(scale_space(self.space, config.width_mult), self.num_classes)
         self.net.to(self.device)
         self.ddp: torch.nn.parallel.DistributedDataParallel | None = None
-        if self.dist.active:  # θ is sampled outside forward: all-reduced by hand, not by DDP
-            DDP = torch.nn.parallel.DistributedDataParallel
-            DDP._set_params_and_buffers_to_ignore_for_model(self.net, ["theta"])
-            self.ddp = DDP(
+        if self.dist.active:
+            # DDP takes charge of the parameters that require grad when it is built: the weights.
+            # θ (used outside forward, through the mixture) is all-reduced by hand instead.
+            self.net.theta.requires_grad_(False)
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
                 self.net,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=config.top_k is not None,
             )
+            self.net.theta.requires_grad_(True)
         self.memory = StepMemory(self.device)
         self.peak_memory: list[dict[str, float]] = []
         self.weight_params = list(self.net.weight_parameters())
