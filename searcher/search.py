@@ -229,12 +229,18 @@ class Searcher:
 
     @torch.no_grad()
     def _measure(self, x: torch.Tensor, y: torch.Tensor, tau: float) -> tuple[float, int]:
+        """The loss and correct count of a step, without learning (θ's warm-up), in the same micro-batches."""
         x, y = x.to(self.device), y.to(self.device)
         m, active = self._sample(tau, detach_theta=True)
-        with self._autocast():
-            logits = self.net(x, m, active)
-        loss = self.criterion(F.cross_entropy(logits.float(), y), self.latency(m))
-        return float(loss), int((logits.argmax(dim=1) == y).sum())
+        parts = self.config.micro_batches
+        total, correct = 0.0, 0
+        for c in range(parts):
+            xc, yc = (x, y) if parts == 1 else (x[c::parts], y[c::parts])
+            with self._autocast():
+                logits = self.net(xc, m, active)
+            total += float(self.criterion(F.cross_entropy(logits.float(), yc), self.latency(m))) / parts
+            correct += int((logits.argmax(dim=1) == yc).sum())
+        return total, correct
 
     def set_phase(self, phase: str) -> None:
         """Make the weights (``weights``) or ``theta`` (``arch``) the trainable part."""
