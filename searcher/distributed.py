@@ -156,7 +156,8 @@ def broadcast_buffers(module: torch.nn.Module, ctx: DistContext) -> None:
     """Copy rank 0's buffers (batch-norm running statistics) to every rank."""
     if ctx.active:
         for buf in module.buffers():
-            dist.broadcast(buf, src=0)
+            if buf.dtype != torch.bool:  # masks are constant (and not every backend sends bool)
+                dist.broadcast(buf, src=0)
 
 
 def broadcast_object(obj: Any, ctx: DistContext) -> Any:
