@@ -131,7 +131,7 @@ def search(
     latency_unit: Annotated[
         str, typer.Option(help="Unit of LAT in ms, or 'auto' (1 ms unless the space is faster than e ms).")
     ] = "auto",
-    batch_size: Annotated[int, typer.Option(min=2)] = 64,
+    batch_size: Annotated[int, typer.Option(min=2, help="Global batch of a step (over all torchrun processes).")] = 64,
     width_mult: Annotated[
         float, typer.Option(help="Train a narrower super net (the LUT still prices full width).")
     ] = 1.0,
