@@ -290,5 +290,5 @@ def _main(
         say(f"  LUT file      {run.path}  ({run.label})")
     say(
         f"  search        hwlut search --lut {first.path} --proxy digits --epochs 9 --width-mult 0.25 "
-        "--batch-size 32 --max-steps 6 --threads 1 --out runs/quick  (about 3 min)"
+        "--batch-size 32 --max-steps 6 --threads 1 --out runs/quick  (about 3.5 min)"
     )
