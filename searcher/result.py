@@ -1,23 +1,58 @@
-"""The result document of a search (format ``hwlut-search``): θ, the argmax and sampled architectures."""
+"""What a search reports: per-phase figures of an epoch, and the result document (format ``hwlut-search``)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from . import distributed as dd
 from .lut import calibrated_latency
 from .report import network_cost
 
 if TYPE_CHECKING:
     from .search import Searcher
 
-__all__ = ["RESULT_FORMAT", "RESULT_VERSION", "build_result", "describe"]
+__all__ = ["RESULT_FORMAT", "RESULT_VERSION", "PhaseStats", "build_result", "describe"]
 
 RESULT_FORMAT = "hwlut-search"
 RESULT_VERSION = 1
+
+
+@dataclass
+class PhaseStats:
+    """Loss, correct count, samples, steps and peak step memory of one phase of an epoch."""
+
+    loss: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    steps: int = 0
+    peak_bytes: int = 0
+
+    def add(self, loss: float, correct: int, n: int) -> None:
+        """Count one step's mean loss and correct predictions over ``n`` samples."""
+        self.loss += loss * n
+        self.correct += correct
+        self.seen += n
+        self.steps += 1
+
+    @property
+    def mean_loss(self) -> float:
+        """Mean loss per sample."""
+        return self.loss / max(1, self.seen)
+
+    @property
+    def accuracy(self) -> float:
+        """Correct predictions per sample."""
+        return self.correct / max(1, self.seen)
+
+    def reduce(self, ctx: dd.DistContext, device: torch.device) -> None:
+        """Sum loss, correct and seen over the ranks, and take the largest peak memory."""
+        self.loss, correct, seen = dd.all_reduce_sum([self.loss, self.correct, self.seen], ctx, device)
+        self.correct, self.seen = int(correct), int(seen)
+        self.peak_bytes = int(dd.all_reduce_max(self.peak_bytes, ctx, device))
 
 
 def describe(searcher: Searcher, indices: list[int], probability: float | None = None) -> dict[str, Any]:

@@ -29,7 +29,6 @@ import contextlib
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,7 @@ from .data import iterate_batches, split_indices
 from .loss import LatencyLoss, resolve_unit_ms
 from .lut import LatencyModel, LutSource, check_complete
 from .memory import StepMemory
-from .result import RESULT_FORMAT, build_result
+from .result import RESULT_FORMAT, PhaseStats, build_result
 from .supernet import SuperNet, scale_space, top_k_mixture
 
 __all__ = [
@@ -64,35 +63,6 @@ class SearchInterrupted(RuntimeError):
 
 StepCallback = Callable[[str, int, int], None]
 EpochCallback = Callable[[dict[str, Any]], None]
-
-
-@dataclass
-class _PhaseStats:
-    loss: float = 0.0
-    correct: int = 0
-    seen: int = 0
-    steps: int = 0
-    peak_bytes: int = 0
-
-    def add(self, loss: float, correct: int, n: int) -> None:
-        self.loss += loss * n
-        self.correct += correct
-        self.seen += n
-        self.steps += 1
-
-    @property
-    def mean_loss(self) -> float:
-        return self.loss / max(1, self.seen)
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / max(1, self.seen)
-
-    def reduce(self, ctx: dd.DistContext, device: torch.device) -> None:
-        """Sum loss, correct and seen over the ranks, and take the largest peak memory."""
-        self.loss, correct, seen = dd.all_reduce_sum([self.loss, self.correct, self.seen], ctx, device)
-        self.correct, self.seen = int(correct), int(seen)
-        self.peak_bytes = int(dd.all_reduce_max(self.peak_bytes, ctx, device))
 
 
 class Searcher:
@@ -148,8 +118,7 @@ class Searcher:
         self.net.to(self.device)
         self.ddp: torch.nn.parallel.DistributedDataParallel | None = None
         if self.dist.active:
-            # DDP takes charge of the parameters that require grad when it is built: the weights.
-            # θ (used outside forward, through the mixture) is all-reduced by hand instead.
+            # DDP takes the parameters that require grad when built: the weights; θ is all-reduced by hand
             self.net.theta.requires_grad_(False)
             self.ddp = torch.nn.parallel.DistributedDataParallel(
                 self.net,
@@ -192,6 +161,10 @@ class Searcher:
         m = self.net.sample_mixture(tau, generator=self.generator, detach_theta=detach_theta)
         return (m, None) if self.config.top_k is None else top_k_mixture(m, self.config.top_k)
 
+    def _parts(self, x: torch.Tensor, y: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        n = self.config.micro_batches
+        return [(x, y)] if n == 1 else [(x[c::n], y[c::n]) for c in range(n)]
+
     def step(self, x: torch.Tensor, y: torch.Tensor, tau: float, phase: str) -> tuple[float, int]:
         """One training step of ``phase`` (``weights`` or ``arch``) on this rank's batch; (loss, correct).
 
@@ -208,9 +181,8 @@ class Searcher:
         opt.zero_grad(set_to_none=True)
         parts = self.config.micro_batches
         total, correct = 0.0, 0
-        for c in range(parts):
+        for c, (xc, yc) in enumerate(self._parts(x, y)):
             last = c == parts - 1
-            xc, yc = (x, y) if parts == 1 else (x[c::parts], y[c::parts])
             no_sync = self.ddp is not None and model is self.ddp and not last
             with self.ddp.no_sync() if no_sync else contextlib.nullcontext():  # type: ignore[union-attr]
                 with self._autocast():
@@ -234,8 +206,7 @@ class Searcher:
         m, active = self._sample(tau, detach_theta=True)
         parts = self.config.micro_batches
         total, correct = 0.0, 0
-        for c in range(parts):
-            xc, yc = (x, y) if parts == 1 else (x[c::parts], y[c::parts])
+        for xc, yc in self._parts(x, y):
             with self._autocast():
                 logits = self.net(xc, m, active)
             total += float(self.criterion(F.cross_entropy(logits.float(), yc), self.latency(m))) / parts
@@ -306,11 +277,11 @@ class Searcher:
 
         return count(len(self.weight_idx)), count(len(self.arch_idx))
 
-    def _phase(self, phase: str, epoch: int, on_step: StepCallback | None) -> _PhaseStats:
+    def _phase(self, phase: str, epoch: int, on_step: StepCallback | None) -> PhaseStats:
         indices = self.weight_idx if phase == "weights" else self.arch_idx
         total = self.steps_per_epoch()[0 if phase == "weights" else 1]
         tau = self.tau(epoch)
-        stats = _PhaseStats()
+        stats = PhaseStats()
         self.net.train()
         learn = phase == "weights" or epoch >= self.config.warmup_epochs
         if learn:
@@ -336,17 +307,19 @@ class Searcher:
         *,
         resume: bool = False,
         pause_after: int | None = None,
+        on_start: Callable[[], None] | None = None,
         on_step: StepCallback | None = None,
         on_epoch: EpochCallback | None = None,
     ) -> dict[str, Any]:
         """Search for ``config.epochs`` epochs, checkpointing into ``out_dir``; returns the result.
 
-        Writes ``out_dir/search_result.json`` at the end. ``on_epoch`` gets
-        each epoch's record (with ``peak_memory_mb``) after its checkpoint is
-        written (raising :class:`SearchInterrupted` there stops the search
-        resumably); ``pause_after`` stops that way once that many epochs are
-        done. In a distributed run rank 0 alone reads and writes ``out_dir``;
-        a resumed checkpoint reaches the other ranks by broadcast.
+        Writes ``out_dir/search_result.json`` at the end. ``on_start`` runs
+        once a resumed checkpoint is loaded; ``on_epoch`` gets each epoch's
+        record (with ``peak_memory_mb``) after its checkpoint is written
+        (raising :class:`SearchInterrupted` there stops the search
+        resumably, as ``pause_after`` does after that many epochs). In a
+        distributed run rank 0 alone touches ``out_dir``; a resumed
+        checkpoint reaches the other ranks by broadcast.
         """
         out = Path(out_dir)
         main = self.dist.is_main
@@ -360,6 +333,8 @@ class Searcher:
             state = dd.broadcast_object(state, self.dist)
             if state is not None:
                 apply_checkpoint(self, state, ckpt)
+        if on_start is not None:
+            on_start()
         while self.epoch < self.config.epochs:
             if pause_after is not None and self.epoch >= pause_after:
                 raise SearchInterrupted(f"paused after epoch {self.epoch} of {self.config.epochs}")

@@ -98,7 +98,14 @@ def _run_with_progress(
                 highlight=False,
             )
 
-        return searcher.run(out_dir, resume=resume, pause_after=pause_after, on_step=on_step, on_epoch=on_epoch)
+        return searcher.run(
+            out_dir,
+            resume=resume,
+            pause_after=pause_after,
+            on_start=lambda: _say_estimate(console, searcher),
+            on_step=on_step,
+            on_epoch=on_epoch,
+        )
 
 
 def search(
@@ -315,7 +322,6 @@ def _search_all(
             f"LAT unit {searcher.unit_ms:.4g} ms"
             + (f"; {ctx.world_size} processes ({ctx.backend})" if ctx.active else "")
         )
-        _say_estimate(console, searcher)
         try:
             result = _run_with_progress(console, searcher, out_dir, resume=resume, pause_after=pause_after)
         except ValueError as exc:
