@@ -9,21 +9,37 @@
 3. Wall time of a proxy search of a few epochs, end to end (checkpoints and
    result included).
 
+``--scale`` runs instead (each measurement in a fresh process, 1 thread each):
+
+4. Steps per second for 1 and 2 processes (torchrun, gloo), same global batch.
+5. Peak memory per step (RSS on CPU, ``max_memory_allocated`` on CUDA) at
+   width 1.0 and 0.25, 32x32 and 224x224 (224: a few steps), full mixture
+   and ``--top-k 2``.
+6. The sampled subset's effect: a proxy search (digits) with the full
+   mixture and with top-2 per step, same seed: argmax architectures, their
+   LUT latency, wall time.
+
 Usage::
 
     python bench/search.py                       # FBNet 32x32, width 0.25, CPU
     python bench/search.py --device-type cuda    # on a GPU (bf16/fp16 autocast)
     python bench/search.py --lut my.json --rounds 40 --epochs 3
+    python bench/search.py --scale               # sections 4-6 (several minutes)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 # bench/ holds a profile.py that would shadow the standard library's `profile` (torch imports cProfile)
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
@@ -31,12 +47,173 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import torch  # noqa: E402
 
 from searcher import SearchConfig, Searcher, load_lut_file, proxy_task, synthetic_table  # noqa: E402
+from searcher.data import iterate_batches  # noqa: E402
+from searcher.distributed import DistContext, process_group  # noqa: E402
 from searchspace import fbnet_space  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+# -- 4-6: scale (each measurement in a process of its own) ------------------------------------------
+
+
+def _searcher(args: argparse.Namespace, ctx: DistContext) -> Searcher:
+    table, source = load_lut_file(args.lut)
+    data = proxy_task("synthetic", resolution=args.resolution, samples=(args.steps + 2) * args.batch_size * 5 // 4)
+    config = SearchConfig(
+        batch_size=args.batch_size, width_mult=args.width_mult, top_k=args.top_k, device_type=args.device_type
+    )
+    return Searcher(table, source, data, config, dist=ctx)
+
+
+def _timed_steps(s: Searcher, phase: str, steps: int) -> tuple[float, int]:
+    """Seconds per step of ``phase`` (``steps`` timed after one untimed) and the peak bytes of one step."""
+    s.set_phase(phase)
+    batches = iterate_batches(s.train_set, s.weight_idx, s.config.batch_size, s.generator, ctx=s.dist)
+    batches = [next(batches) for _ in range(min(steps + 1, len(s.weight_idx) // s.config.batch_size))]
+    s.step(*batches[0], 5.0, phase)
+    peak = 0
+    _sync(s.device)
+    t0 = time.perf_counter()
+    for x, y in batches[1:]:
+        s.memory.reset()
+        s.step(x, y, 5.0, phase)
+        peak = max(peak, s.memory.peak_bytes())
+    _sync(s.device)
+    return (time.perf_counter() - t0) / len(batches[1:]), peak
+
+
+def _worker(args: argparse.Namespace) -> None:
+    """One measurement (``--worker``), run by the parent through a subprocess or torchrun; prints JSON."""
+    torch.set_num_threads(1)
+    with process_group("auto", args.device_type) as ctx:
+        s = _searcher(args, ctx)
+        out: dict[str, Any] = {"world_size": ctx.world_size, "measure": s.memory.kind}
+        for phase in ("weights", "arch"):
+            seconds, peak = _timed_steps(s, phase, args.steps)
+            out[phase] = {"steps_per_s": 1 / seconds, "peak_mb": peak / 2**20}
+        if ctx.is_main:
+            print(json.dumps(out), flush=True)
+
+
+def _run_worker(
+    lut: Path,
+    res: int,
+    width: float,
+    batch: int,
+    steps: int,
+    *,
+    procs: int = 1,
+    top_k: int | None = None,
+    device_type: str = "cpu",
+) -> dict[str, Any] | str:
+    cmd = [sys.executable]
+    if procs > 1:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        cmd += [
+            "-m",
+            "torch.distributed.run",
+            f"--nproc-per-node={procs}",
+            "--master-addr=127.0.0.1",
+            f"--master-port={port}",
+        ]
+    cmd += [
+        __file__,
+        "--worker",
+        "--lut",
+        str(lut),
+        "--resolution",
+        str(res),
+        "--width-mult",
+        str(width),
+        "--batch-size",
+        str(batch),
+        "--steps",
+        str(steps),
+        "--device-type",
+        device_type,
+    ]
+    cmd += [] if top_k is None else ["--top-k", str(top_k)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return f"failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}"
+    return json.loads(lines[-1])
+
+
+def _scale(args: argparse.Namespace, tmp: Path) -> None:
+    luts = {}
+    for res in (32, 224):
+        luts[res] = tmp / f"fbnet{res}.json"
+        synthetic_table(fbnet_space(res)).save(luts[res])
+    print(f"torch {torch.__version__}; {os.cpu_count()} CPU(s); load average {os.getloadavg()[0]:.1f} at start")
+
+    print(f"\n4. steps per second, FBNet @ 32, width 0.25, global batch {args.batch_size}, gloo, 1 thread per process:")
+    for procs in (1, 2):
+        r = _run_worker(luts[32], 32, 0.25, args.batch_size, args.steps, procs=procs, device_type=args.device_type)
+        if isinstance(r, str):
+            print(f"  {procs} process(es): {r}")
+            continue
+        print(
+            f"  {procs} process(es): weight steps {r['weights']['steps_per_s']:.3f}/s, "
+            f"θ steps {r['arch']['steps_per_s']:.3f}/s "
+            f"({args.batch_size * r['weights']['steps_per_s']:.1f} images/s in weight steps)"
+        )
+
+    print("\n5. peak memory per step (one process):")
+    for res, batch, steps in ((32, args.batch_size, args.steps), (224, args.batch_224, 2)):
+        for width in (1.0, 0.25):
+            for top_k in (None, 2):
+                r = _run_worker(luts[res], res, width, batch, steps, top_k=top_k, device_type=args.device_type)
+                label = f"  {res}x{res} width {width:<4} batch {batch:2d} {'top-2 ' if top_k else 'full  '}"
+                if isinstance(r, str):
+                    print(f"{label}: {r}")
+                    continue
+                print(
+                    f"{label}: weight step {r['weights']['peak_mb']:7.0f} MB, θ step {r['arch']['peak_mb']:7.0f} MB "
+                    f"({r['measure']}; {1 / r['weights']['steps_per_s']:.2f} s per weight step)"
+                )
+
+    print(
+        f"\n6. proxy search (digits @ 32, width 0.25, batch {args.batch_size}, {args.epochs} epochs x "
+        f"{args.max_steps} steps, seed 0): full mixture vs top-2 per step"
+    )
+    task = proxy_task("digits", resolution=32)
+    table, source = load_lut_file(luts[32])
+    found = {}
+    for top_k in (None, 2):
+        config = SearchConfig(
+            epochs=args.epochs,
+            warmup_epochs=1,
+            batch_size=args.batch_size,
+            width_mult=0.25,
+            max_steps=args.max_steps,
+            samples=1,
+            device_type=args.device_type,
+            top_k=top_k,
+        )
+        s = Searcher(table, source, task, config)
+        t0 = time.perf_counter()
+        result = s.run(tmp / f"search-top{top_k}")
+        wall = time.perf_counter() - t0
+        peak = max(max(e["weights"], e["arch"]) for e in result["peak_memory_mb"]["per_epoch"])
+        found[top_k] = result["argmax"]["arch"].split(",")
+        print(
+            f"  {'top-2' if top_k else 'full '}: wall {wall:.0f} s, peak {peak:.0f} MB, argmax LUT latency "
+            f"{result['argmax']['latency_us'] / 1e3:.4f} ms, E[LAT] {result['expected_latency_us'] / 1e3:.4f} ms, "
+            f"θ-split acc {result['history'][-1]['arch_acc']:.3f}\n    {result['argmax']['arch']}"
+        )
+    same = sum(a == b for a, b in zip(found[None], found[2], strict=True))
+    print(f"  same candidate in {same} of {len(found[None])} layers")
+    print(f"load average {os.getloadavg()[0]:.1f} at the end (the machine is shared: other jobs slow every figure)")
 
 
 def main() -> None:
@@ -51,7 +228,19 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=4, help="steps per phase and epoch of the proxy search")
     parser.add_argument("--device-type", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--scale", action="store_true", help="run sections 4-6 instead of 1-3")
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per phase in sections 4-5")
+    parser.add_argument("--batch-224", type=int, default=4, help="batch of the 224x224 memory rows")
+    parser.add_argument("--top-k", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        _worker(args)
+        return
+    if args.scale:
+        with tempfile.TemporaryDirectory(prefix="hwlut-bench-scale-") as tmp:
+            _scale(args, Path(tmp))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -3,8 +3,11 @@
 :mod:`searcher.lut` (LUT sources and the LUT tensor), :mod:`searcher.loss`
 (``CE * alpha * log(LAT) ** beta`` and its latency unit),
 :mod:`searcher.supernet` (Gumbel-softmax super net), :mod:`searcher.data`
-(image folders and proxy tasks), :mod:`searcher.search` (the loop, checkpoints,
-the result), :mod:`searcher.report` (cost, plots, cross-device tables).
+(image folders and proxy tasks), :mod:`searcher.search` (the loop),
+:mod:`searcher.checkpoint` and :mod:`searcher.result` (what it writes),
+:mod:`searcher.distributed` (torchrun / DDP), :mod:`searcher.memory` (peak
+memory per step), :mod:`searcher.estimate` (time before it starts),
+:mod:`searcher.report` (cost, plots, cross-device tables).
 Imports torch; reaches the server only over HTTP.
 """
 

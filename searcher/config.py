@@ -22,7 +22,12 @@ class SearchConfig:
     still prices the full-width network); ``max_steps`` caps the steps per
     phase and epoch; ``samples`` is K, the architectures drawn from ``P_theta``
     for the result. ``amp`` applies on CUDA only (bf16 where supported, else
-    fp16 with a gradient scaler).
+    fp16 with a gradient scaler). ``batch_size`` is the global batch of a
+    step, over all processes of a distributed run; ``micro_batches`` splits
+    each process's share into that many micro-batches whose gradients add up
+    (less memory; one process with ``micro_batches=N`` computes what N
+    processes do). ``top_k`` trains only the k largest weights of each
+    layer's Gumbel sample per step (None: the full mixture).
     """
 
     epochs: int = 90
@@ -47,6 +52,8 @@ class SearchConfig:
     device_type: str = "auto"
     amp: bool = True
     workers: int = 0
+    micro_batches: int = 1
+    top_k: int | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -55,6 +62,10 @@ class SearchConfig:
             raise ValueError("warmup_epochs must be >= 0")
         if not 0 < self.weight_fraction < 1:
             raise ValueError("weight_fraction must lie in (0, 1)")
+        if self.micro_batches < 1 or self.batch_size % self.micro_batches:
+            raise ValueError("micro_batches must be >= 1 and divide batch_size")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError("top_k must be >= 1 (or None for the full mixture)")
 
     def fingerprint(self) -> str:
         """A hash of the settings that shape the trajectory (what a resumed run must share)."""

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .distributed import DistContext, rank_batches
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "PROXY_TASKS",
@@ -167,16 +169,19 @@ def iterate_batches(
     generator: torch.Generator,
     *,
     workers: int = 0,
+    ctx: DistContext | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Shuffled batches of ``dataset[indices]``, the order drawn from ``generator``.
 
     The last, partial batch is dropped when there is more than one batch (a
-    batch of one breaks batch norm).
+    batch of one breaks batch norm). In a distributed run (``ctx``) every
+    rank draws the same order and yields its share of each global batch
+    (:func:`searcher.distributed.rank_batches`).
     """
     order = indices[torch.randperm(len(indices), generator=generator)]
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    if len(batches) > 1 and len(batches[-1]) < batch_size:
-        batches.pop()
+    if len(order) > batch_size:
+        order = order[: len(order) // batch_size * batch_size]
+    batches = rank_batches(order, batch_size, ctx or DistContext())
     if isinstance(dataset, TensorDataset):
         for batch in batches:
             yield dataset.images[batch], dataset.labels[batch]

@@ -15,6 +15,12 @@ Gumbel-softmax sample per batch. A checkpoint (weights, ``theta``, both
 optimisers, the schedule, the random generator, the history) is written after
 every epoch; :meth:`Searcher.run` with ``resume=True`` continues from it and
 reaches the same ``theta`` as an uninterrupted run with the same seed.
+
+Under ``torchrun`` (:mod:`searcher.distributed`) the weights train under
+DistributedDataParallel, θ's gradient is all-reduced, every rank draws the
+same Gumbel sample and the same global batch order, and rank 0 alone writes
+checkpoints and the result. Each step's peak memory is measured
+(:mod:`searcher.memory`).
 """
 
 from __future__ import annotations
@@ -22,10 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +38,15 @@ from torch.utils.data import Dataset
 
 from searchspace import LatencyTable, SpaceSpec
 
+from . import distributed as dd
+from .checkpoint import CHECKPOINT, apply_checkpoint, read_checkpoint, save_checkpoint
 from .config import SearchConfig, resolve_device
 from .data import iterate_batches, split_indices
 from .loss import LatencyLoss, resolve_unit_ms
-from .lut import LatencyModel, LutSource, calibrated_latency, check_complete
-from .supernet import SuperNet, scale_space
+from .lut import LatencyModel, LutSource, check_complete
+from .memory import StepMemory
+from .result import RESULT_FORMAT, PhaseStats, build_result
+from .supernet import SuperNet, scale_space, top_k_mixture
 
 __all__ = [
     "RESULT_FORMAT",
@@ -49,51 +56,13 @@ __all__ = [
     "resolve_device",
 ]
 
-RESULT_FORMAT = "hwlut-search"
-RESULT_VERSION = 1
-CHECKPOINT = "checkpoint.pt"
-
 
 class SearchInterrupted(RuntimeError):
     """Raised by a callback to stop a search after a checkpoint (e.g. in tests)."""
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 StepCallback = Callable[[str, int, int], None]
 EpochCallback = Callable[[dict[str, Any]], None]
-
-
-@dataclass
-class _PhaseStats:
-    loss: float = 0.0
-    correct: int = 0
-    seen: int = 0
-    steps: int = 0
-    extra: dict[str, float] = field(default_factory=dict)
-
-    def add(self, loss: float, correct: int, n: int) -> None:
-        self.loss += loss * n
-        self.correct += correct
-        self.seen += n
-        self.steps += 1
-
-    @property
-    def mean_loss(self) -> float:
-        return self.loss / max(1, self.seen)
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / max(1, self.seen)
 
 
 class Searcher:
@@ -101,7 +70,8 @@ class Searcher:
 
     ``space`` defaults to the LUT's own space; any other space must be fully
     covered by the LUT, else :class:`~searchspace.MissingEntries` lists what
-    lacks — raised here, before any training.
+    lacks — raised here, before any training. ``dist`` is this process's
+    place in a torchrun group (default: one process).
     """
 
     def __init__(
@@ -113,6 +83,7 @@ class Searcher:
         *,
         space: SpaceSpec | None = None,
         val_set: Dataset | None = None,
+        dist: dd.DistContext | None = None,
     ) -> None:
         self.table = table
         self.source = source
@@ -122,7 +93,13 @@ class Searcher:
         self.train_set = train_set
         self.val_set = val_set
         self.num_classes = len(train_set.classes)  # type: ignore[attr-defined]
-        self.device = resolve_device(config.device_type)
+        self.dist = dist or dd.DistContext()
+        self.device = self.dist.device(config.device_type)
+        if self.dist.active and config.batch_size % (self.dist.world_size * config.micro_batches):
+            raise ValueError(
+                f"batch size {config.batch_size} (the global batch) must be a multiple of "
+                f"{self.dist.world_size} processes x {config.micro_batches} micro-batches"
+            )
 
         probe = LatencyModel(table, self.space, unit_ms=1.0)
         self.fastest_us, self.slowest_us = probe.bounds_us()
@@ -139,6 +116,18 @@ class Searcher:
             torch.manual_seed(config.seed)
             self.net = SuperNet(scale_space(self.space, config.width_mult), self.num_classes)
         self.net.to(self.device)
+        self.ddp: torch.nn.parallel.DistributedDataParallel | None = None
+        if self.dist.active:
+            # DDP takes the parameters that require grad when built: the weights; θ is all-reduced by hand
+            self.net.theta.requires_grad_(False)
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
+                self.net,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=config.top_k is not None,
+            )
+            self.net.theta.requires_grad_(True)
+        self.memory = StepMemory(self.device)
+        self.peak_memory: list[dict[str, float]] = []
         self.weight_params = list(self.net.weight_parameters())
         self.w_opt = torch.optim.SGD(
             self.weight_params, lr=config.weight_lr, momentum=config.weight_momentum, weight_decay=config.weight_decay
@@ -168,36 +157,61 @@ class Searcher:
         """The Gumbel-softmax temperature of ``epoch`` (0-based)."""
         return self.config.tau0 * math.exp(-self.config.tau_decay * epoch)
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, tau: float, phase: str) -> tuple[float, int]:
-        """One training step of ``phase`` (``weights`` or ``arch``); returns (loss, correct).
+    def _sample(self, tau: float, *, detach_theta: bool) -> tuple[torch.Tensor, list[list[int]] | None]:
+        m = self.net.sample_mixture(tau, generator=self.generator, detach_theta=detach_theta)
+        return (m, None) if self.config.top_k is None else top_k_mixture(m, self.config.top_k)
 
+    def _parts(self, x: torch.Tensor, y: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        n = self.config.micro_batches
+        return [(x, y)] if n == 1 else [(x[c::n], y[c::n]) for c in range(n)]
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, tau: float, phase: str) -> tuple[float, int]:
+        """One training step of ``phase`` (``weights`` or ``arch``) on this rank's batch; (loss, correct).
+
+        The batch is cut into ``config.micro_batches`` interleaved parts
+        (``x[c::parts]``) whose gradients add up before one optimiser step.
         Call :meth:`set_phase` first (the loop does).
         """
         arch = phase == "arch"
         x = x.to(self.device, non_blocking=True)
         y = y.to(self.device, non_blocking=True)
-        m = self.net.sample_mixture(tau, generator=self.generator, detach_theta=not arch)
-        with self._autocast():
-            logits = self.net(x, m)
-        ce = F.cross_entropy(logits.float(), y)
-        lat = self.latency(m) if self.criterion.use_latency else ce
-        loss = self.criterion(ce, lat)
+        m, active = self._sample(tau, detach_theta=not arch)
+        model = self.ddp if self.ddp is not None and not arch else self.net
         opt = self.t_opt if arch else self.w_opt
         opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        parts = self.config.micro_batches
+        total, correct = 0.0, 0
+        for c, (xc, yc) in enumerate(self._parts(x, y)):
+            last = c == parts - 1
+            no_sync = self.ddp is not None and model is self.ddp and not last
+            with self.ddp.no_sync() if no_sync else contextlib.nullcontext():  # type: ignore[union-attr]
+                with self._autocast():
+                    logits = model(xc, m, active)
+                ce = F.cross_entropy(logits.float(), yc)
+                lat = self.latency(m) if self.criterion.use_latency else ce
+                loss = self.criterion(ce, lat) / parts
+                self.scaler.scale(loss).backward(retain_graph=not last)  # m's graph serves every part
+            total += float(loss.detach())
+            correct += int((logits.argmax(dim=1) == yc).sum())
+        if arch:
+            dd.average_gradient(self.net.theta, self.dist)
         self.scaler.step(opt)
         self.scaler.update()
-        correct = int((logits.argmax(dim=1) == y).sum())
-        return float(loss.detach()), correct
+        return total, correct
 
     @torch.no_grad()
     def _measure(self, x: torch.Tensor, y: torch.Tensor, tau: float) -> tuple[float, int]:
+        """The loss and correct count of a step, without learning (θ's warm-up), in the same micro-batches."""
         x, y = x.to(self.device), y.to(self.device)
-        m = self.net.sample_mixture(tau, generator=self.generator, detach_theta=True)
-        with self._autocast():
-            logits = self.net(x, m)
-        loss = self.criterion(F.cross_entropy(logits.float(), y), self.latency(m))
-        return float(loss), int((logits.argmax(dim=1) == y).sum())
+        m, active = self._sample(tau, detach_theta=True)
+        parts = self.config.micro_batches
+        total, correct = 0.0, 0
+        for xc, yc in self._parts(x, y):
+            with self._autocast():
+                logits = self.net(xc, m, active)
+            total += float(self.criterion(F.cross_entropy(logits.float(), yc), self.latency(m))) / parts
+            correct += int((logits.argmax(dim=1) == yc).sum())
+        return total, correct
 
     def set_phase(self, phase: str) -> None:
         """Make the weights (``weights``) or ``theta`` (``arch``) the trainable part."""
@@ -211,6 +225,7 @@ class Searcher:
     @torch.no_grad()
     def evaluate(self, dataset: Dataset) -> float:
         """Accuracy of the argmax architecture (one-hot path through the super net, eval mode)."""
+        dd.broadcast_buffers(self.net, self.dist)  # rank 0's batch-norm statistics everywhere
         self.net.eval()
         m = torch.zeros_like(self.net.theta)
         m[range(m.shape[0]), self.net.argmax_indices()] = 1.0
@@ -218,7 +233,7 @@ class Searcher:
         indices = torch.arange(len(dataset))  # type: ignore[arg-type]
         correct = seen = 0
         for i, (x, y) in enumerate(
-            iterate_batches(dataset, indices, self.config.batch_size, order, workers=self.config.workers)
+            iterate_batches(dataset, indices, self.config.batch_size, order, workers=self.config.workers, ctx=self.dist)
         ):
             if self.config.max_steps is not None and i >= self.config.max_steps:
                 break
@@ -228,6 +243,7 @@ class Searcher:
             correct += int((logits.argmax(dim=1) == y).sum())
             seen += len(y)
         self.net.train()
+        correct, seen = dd.all_reduce_sum([correct, seen], self.dist, self.device)
         return correct / max(1, seen)
 
     # -- expected latency ---------------------------------------------------------
@@ -242,42 +258,13 @@ class Searcher:
         return self.latency.arch_latency_us(self.net.argmax_indices())
 
     # -- checkpoints -----------------------------------------------------------------
-    def _fingerprint(self) -> str:
-        return f"{self.config.fingerprint()}:{self.source.content_hash[:16]}:{self.space.spec_hash[:16]}"
-
     def save_checkpoint(self, path: Path) -> None:
-        """Everything needed to continue after the epochs done so far."""
-        _atomic_torch_save(
-            {
-                "fingerprint": self._fingerprint(),
-                "epoch": self.epoch,
-                "net": self.net.state_dict(),
-                "w_opt": self.w_opt.state_dict(),
-                "t_opt": self.t_opt.state_dict(),
-                "sched": self.sched.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "generator": self.generator.get_state(),
-                "history": json.dumps(self.history),
-            },
-            path,
-        )
+        """Everything needed to continue after the epochs done so far (rank 0 calls it)."""
+        save_checkpoint(self, path)
 
     def load_checkpoint(self, path: Path) -> None:
         """Continue from ``path``; refuses one written by a different config, LUT or space."""
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        if state["fingerprint"] != self._fingerprint():
-            raise ValueError(
-                f"{path}: the checkpoint belongs to another search (config, LUT or space differ); "
-                "use another --out or drop --resume"
-            )
-        self.net.load_state_dict(state["net"])
-        self.w_opt.load_state_dict(state["w_opt"])
-        self.t_opt.load_state_dict(state["t_opt"])
-        self.sched.load_state_dict(state["sched"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.generator.set_state(state["generator"].cpu())
-        self.history = json.loads(state["history"])
-        self.epoch = int(state["epoch"])
+        apply_checkpoint(self, read_checkpoint(path), path)
 
     # -- the loop ----------------------------------------------------------------------
     def steps_per_epoch(self) -> tuple[int, int]:
@@ -290,25 +277,28 @@ class Searcher:
 
         return count(len(self.weight_idx)), count(len(self.arch_idx))
 
-    def _phase(self, phase: str, epoch: int, on_step: StepCallback | None) -> _PhaseStats:
+    def _phase(self, phase: str, epoch: int, on_step: StepCallback | None) -> PhaseStats:
         indices = self.weight_idx if phase == "weights" else self.arch_idx
         total = self.steps_per_epoch()[0 if phase == "weights" else 1]
         tau = self.tau(epoch)
-        stats = _PhaseStats()
+        stats = PhaseStats()
         self.net.train()
         learn = phase == "weights" or epoch >= self.config.warmup_epochs
         if learn:
             self.set_phase(phase)
         batches = iterate_batches(
-            self.train_set, indices, self.config.batch_size, self.generator, workers=self.config.workers
+            self.train_set, indices, self.config.batch_size, self.generator, workers=self.config.workers, ctx=self.dist
         )
         for i, (x, y) in enumerate(batches):
             if i >= total:
                 break
+            self.memory.reset()
             loss, correct = self.step(x, y, tau, phase) if learn else self._measure(x, y, tau)
+            stats.peak_bytes = max(stats.peak_bytes, self.memory.peak_bytes())
             stats.add(loss, correct, len(y))
             if on_step is not None:
                 on_step(phase, i + 1, total)
+        stats.reduce(self.dist, self.device)
         return stats
 
     def run(
@@ -316,21 +306,38 @@ class Searcher:
         out_dir: str | Path,
         *,
         resume: bool = False,
+        pause_after: int | None = None,
+        on_start: Callable[[], None] | None = None,
         on_step: StepCallback | None = None,
         on_epoch: EpochCallback | None = None,
     ) -> dict[str, Any]:
         """Search for ``config.epochs`` epochs, checkpointing into ``out_dir``; returns the result.
 
-        Writes ``out_dir/search_result.json`` at the end. ``on_epoch`` gets
-        each epoch's record after its checkpoint is written (raising
-        :class:`SearchInterrupted` there stops the search resumably).
+        Writes ``out_dir/search_result.json`` at the end. ``on_start`` runs
+        once a resumed checkpoint is loaded; ``on_epoch`` gets each epoch's
+        record (with ``peak_memory_mb``) after its checkpoint is written
+        (raising :class:`SearchInterrupted` there stops the search
+        resumably, as ``pause_after`` does after that many epochs). In a
+        distributed run rank 0 alone touches ``out_dir``; a resumed
+        checkpoint reaches the other ranks by broadcast.
         """
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        main = self.dist.is_main
+        if main:
+            out.mkdir(parents=True, exist_ok=True)
         ckpt = out / CHECKPOINT
-        if resume and ckpt.is_file():
-            self.load_checkpoint(ckpt)
+        if resume:
+            state = None
+            if main and ckpt.is_file():
+                state = read_checkpoint(ckpt)
+            state = dd.broadcast_object(state, self.dist)
+            if state is not None:
+                apply_checkpoint(self, state, ckpt)
+        if on_start is not None:
+            on_start()
         while self.epoch < self.config.epochs:
+            if pause_after is not None and self.epoch >= pause_after:
+                raise SearchInterrupted(f"paused after epoch {self.epoch} of {self.config.epochs}")
             epoch = self.epoch
             w = self._phase("weights", epoch, on_step)
             a = self._phase("arch", epoch, on_step)
@@ -349,75 +356,25 @@ class Searcher:
                 "argmax_latency_us": self.argmax_latency_us(),
             }
             self.history.append(record)
+            memory = {"epoch": epoch + 1, "weights": w.peak_bytes / 2**20, "arch": a.peak_bytes / 2**20}
+            self.peak_memory.append(memory)
             self.epoch = epoch + 1
-            self.save_checkpoint(ckpt)
+            if main:
+                self.save_checkpoint(ckpt)
             if on_epoch is not None:
-                on_epoch(record)
-        result = self.result()
-        (out / "search_result.json").write_text(json.dumps(result, indent=1))
+                on_epoch({**record, "peak_memory_mb": memory})
+        theta_spread = dd.max_rank_difference(self.net.theta, self.dist)
+        result = build_result(
+            self,
+            {
+                "distributed": {
+                    "world_size": self.dist.world_size,
+                    "backend": self.dist.backend,
+                    "theta_max_rank_difference": theta_spread,
+                },
+                "peak_memory_mb": {"measure": self.memory.kind, "per_epoch": self.peak_memory},
+            },
+        )
+        if main:
+            (out / "search_result.json").write_text(json.dumps(result, indent=1))
         return result
-
-    # -- the result ----------------------------------------------------------------------
-    def _describe(self, indices: list[int], probability: float | None = None) -> dict[str, Any]:
-        from .report import network_cost
-
-        arch = self.net.architecture(indices)
-        raw = self.table.network_latency(arch)
-        flops, params = network_cost(self.space, arch)
-        item: dict[str, Any] = {
-            "arch": arch.encode(),
-            "latency_us": raw,
-            "calibrated_latency_us": calibrated_latency(self.table, self.space, arch),
-            "flops": flops,
-            "params": params,
-        }
-        if probability is not None:
-            item["probability"] = probability
-        return item
-
-    @torch.no_grad()
-    def result(self) -> dict[str, Any]:
-        """θ per layer, the argmax architecture and ``config.samples`` draws from ``P_theta``."""
-        probs = self.net.probabilities().cpu()
-        theta = self.net.theta.detach().cpu()
-        layers = []
-        for layer in self.space.layers:
-            k = len(layer.candidates)
-            layers.append(
-                {
-                    "index": layer.index,
-                    "shape": {"cin": layer.cin, "cout": layer.cout, "h": layer.h, "w": layer.w, "stride": layer.stride},
-                    "candidates": list(layer.candidate_names),
-                    "theta": [float(v) for v in theta[layer.index, :k]],
-                    "probability": [float(v) for v in probs[layer.index, :k]],
-                }
-            )
-        gen = torch.Generator().manual_seed(self.config.seed + 1)
-        samples = []
-        for _ in range(self.config.samples):
-            picks = torch.multinomial(probs, 1, generator=gen).squeeze(1).tolist()
-            p = math.prod(float(probs[i, k]) for i, k in enumerate(picks))
-            samples.append(self._describe([int(k) for k in picks], p))
-        argmax = self.net.argmax_indices()
-        return {
-            "format": RESULT_FORMAT,
-            "version": RESULT_VERSION,
-            "lut": {**self.source.to_dict(), "space_hash": self.table.space.spec_hash},
-            "space": self.space.to_dict(),
-            "config": asdict(self.config),
-            "device": str(self.device),
-            "amp_dtype": None if self.amp_dtype is None else str(self.amp_dtype).removeprefix("torch."),
-            "latency_unit_ms": self.unit_ms,
-            "loss": (
-                f"CE * {self.config.alpha} * (LAT / {self.config.target_ms} ms) ^ {self.config.beta}"
-                if self.config.target_ms is not None
-                else f"CE * {self.config.alpha} * log(LAT / {self.unit_ms:.6g} ms) ^ {self.config.beta}"
-            ),
-            "space_latency_us": {"fastest": self.fastest_us, "slowest": self.slowest_us},
-            "epochs_done": self.epoch,
-            "expected_latency_us": self.expected_latency_us(),
-            "layers": layers,
-            "argmax": self._describe(argmax, math.prod(float(probs[i, k]) for i, k in enumerate(argmax))),
-            "samples": samples,
-            "history": self.history,
-        }

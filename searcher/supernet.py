@@ -22,7 +22,7 @@ from torch import nn
 from searchspace import Architecture, Entry, Layer, SpaceSpec
 from searchspace.modules import BUILDERS, GlobalAvgPool
 
-__all__ = ["MixedOp", "SuperNet", "gumbel_softmax", "scale_space"]
+__all__ = ["MixedOp", "SuperNet", "gumbel_softmax", "scale_space", "top_k_mixture"]
 
 
 def _make_divisible(value: float, divisor: int = 8) -> int:
@@ -66,6 +66,27 @@ def gumbel_softmax(
     return torch.softmax(logits / tau, dim=-1)
 
 
+def top_k_mixture(m: torch.Tensor, k: int) -> tuple[torch.Tensor, list[list[int]]]:
+    """The ``k`` largest weights of each layer's sample ``m``, renormalised to sum 1; the rest 0.
+
+    Returns the new mixture and, per layer, the candidate indices kept (those
+    of weight > 0), which :meth:`SuperNet.forward` runs while skipping the
+    others: a step then holds the activations of ``k`` candidates per layer,
+    not all of them (sampled-subset training, as in later DNAS variants).
+    """
+    if k < 1:
+        raise ValueError(f"top-k must be >= 1, got {k}")
+    k = min(k, m.shape[-1])
+    values, index = m.topk(k, dim=-1)
+    kept = torch.zeros_like(m).scatter(-1, index, values)
+    kept = kept / kept.sum(dim=-1, keepdim=True)
+    active = [
+        sorted(int(i) for i, v in zip(row_i, row_v, strict=True) if v > 0)
+        for row_i, row_v in zip(index.tolist(), values.tolist(), strict=True)
+    ]
+    return kept, active
+
+
 class MixedOp(nn.Module):
     """One searchable layer: every candidate at the layer's shape, mixed by weights."""
 
@@ -74,11 +95,15 @@ class MixedOp(nn.Module):
         self.names = layer.candidate_names
         self.ops = nn.ModuleList(BUILDERS[layer.entry(c).op](layer.entry(c)) for c in layer.candidates)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """``sum_k weights[k] * op_k(x)``."""
-        out = weights[0] * self.ops[0](x)
-        for k in range(1, len(self.ops)):
-            out = out + weights[k] * self.ops[k](x)
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, active: list[int] | None = None) -> torch.Tensor:
+        """``sum_k weights[k] * op_k(x)`` over all candidates, or only over ``active`` ones."""
+        ks = range(len(self.ops)) if active is None else active
+        out = None
+        for k in ks:
+            y = weights[k] * self.ops[k](x)
+            out = y if out is None else out + y
+        if out is None:
+            raise ValueError("a mixed layer needs at least one active candidate")
         return out
 
 
@@ -130,12 +155,12 @@ class SuperNet(nn.Module):
             logits = logits.detach()
         return gumbel_softmax(logits, tau, generator=generator)
 
-    def forward(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        """Class logits of ``x`` through the mixture ``m``."""
+    def forward(self, x: torch.Tensor, m: torch.Tensor, active: list[list[int]] | None = None) -> torch.Tensor:
+        """Class logits of ``x`` through the mixture ``m`` (only ``active[i]`` candidates of layer i if given)."""
         x = self.stem(x)
         m = m.to(x.dtype) if x.dtype != m.dtype else m
         for i, layer in enumerate(self.layers):
-            x = layer(x, m[i])
+            x = layer(x, m[i], None if active is None else active[i])
         return self.classifier(self.mix(self.pool(self.head(x))))
 
     def argmax_indices(self) -> list[int]:

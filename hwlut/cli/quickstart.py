@@ -288,4 +288,7 @@ def _main(
     )
     for run in runs:
         say(f"  LUT file      {run.path}  ({run.label})")
-    say(f"  search        hwlut search --lut {first.path} --proxy digits --epochs 9 --out runs/quick")
+    say(
+        f"  search        hwlut search --lut {first.path} --proxy digits --epochs 9 --width-mult 0.25 "
+        "--batch-size 32 --max-steps 6 --threads 1 --out runs/quick  (about 3.5 min)"
+    )

@@ -4,6 +4,11 @@ One search per LUT (``--lut A --lut B`` or ``--server URL --device A --device B`
 with two or more, the searched architectures are printed side by side with
 each one's latency on every device. torch and the searcher are imported inside
 the command, so ``hwlut --help`` stays fast.
+
+Under ``torchrun --nproc-per-node N`` the same command runs one search over N
+processes (:mod:`searcher.distributed`); rank 0 alone prints and writes.
+Before training, one timed weight step and one θ step give the estimated
+time of the whole search.
 """
 
 from __future__ import annotations
@@ -36,7 +41,30 @@ def _fmt_ms(us: float | None) -> str:
     return "—" if us is None else f"{us / 1000:.4f} ms"
 
 
-def _run_with_progress(console: Console, searcher: Any, out_dir: Path, *, resume: bool) -> dict[str, Any]:
+def _fmt_duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def _say_estimate(console: Console, searcher: Any) -> None:
+    """Time one weight step and one θ step, and print what the whole search will take."""
+    from searcher.estimate import estimate_seconds, time_steps
+
+    weight_s, arch_s = time_steps(searcher)
+    w_steps, a_steps = searcher.steps_per_epoch()
+    left = searcher.config.epochs - searcher.epoch
+    console.print(
+        f"  estimated {_fmt_duration(estimate_seconds(searcher, weight_s, arch_s))}: {left} epoch(s) x "
+        f"({w_steps} weight steps x {weight_s:.2f} s + {a_steps} θ steps x {arch_s:.2f} s), "
+        "timed on one step each before starting",
+        highlight=False,
+    )
+
+
+def _run_with_progress(
+    console: Console, searcher: Any, out_dir: Path, *, resume: bool, pause_after: int | None
+) -> dict[str, Any]:
     """Run one search under Rich progress bars (epochs, steps), printing a line per epoch."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -57,18 +85,27 @@ def _run_with_progress(console: Console, searcher: Any, out_dir: Path, *, resume
             progress.update(step_task, completed=i if phase == "weights" else w_steps + i, description=phase)
 
         def on_epoch(record: dict[str, Any]) -> None:
+            mem = record["peak_memory_mb"]
             progress.update(ep_task, completed=record["epoch"])
             progress.reset(step_task)
             console.print(
                 f"  epoch {record['epoch']:3d}/{epochs}  τ {record['tau']:.3f}  "
                 f"train acc {record['train_acc']:.3f}  θ-split acc {record['arch_acc']:.3f}  "
                 + ("" if record["val_acc"] is None else f"val acc (argmax) {record['val_acc']:.3f}  ")
-                + f"E[LAT] {_fmt_ms(record['expected_latency_us'])}  argmax {_fmt_ms(record['argmax_latency_us'])}"
+                + f"E[LAT] {_fmt_ms(record['expected_latency_us'])}  argmax {_fmt_ms(record['argmax_latency_us'])}  "
+                + f"peak mem/step {mem['weights']:.0f} MB (w) {mem['arch']:.0f} MB (θ)"
                 + ("" if record["theta_trained"] else "  (warm-up)"),
                 highlight=False,
             )
 
-        return searcher.run(out_dir, resume=resume, on_step=on_step, on_epoch=on_epoch)
+        return searcher.run(
+            out_dir,
+            resume=resume,
+            pause_after=pause_after,
+            on_start=lambda: _say_estimate(console, searcher),
+            on_step=on_step,
+            on_epoch=on_epoch,
+        )
 
 
 def search(
@@ -101,7 +138,7 @@ def search(
     latency_unit: Annotated[
         str, typer.Option(help="Unit of LAT in ms, or 'auto' (1 ms unless the space is faster than e ms).")
     ] = "auto",
-    batch_size: Annotated[int, typer.Option(min=2)] = 64,
+    batch_size: Annotated[int, typer.Option(min=2, help="Global batch of a step (over all torchrun processes).")] = 64,
     width_mult: Annotated[
         float, typer.Option(help="Train a narrower super net (the LUT still prices full width).")
     ] = 1.0,
@@ -118,21 +155,35 @@ def search(
         "search-out"
     ),
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoint in --out.")] = False,
+    pause_after: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many epochs in all, leaving a checkpoint for --resume.")
+    ] = None,
+    micro_batches: Annotated[
+        int, typer.Option(min=1, help="Split each process's batch into N micro-batches (less memory, same step).")
+    ] = 1,
+    top_k: Annotated[
+        int | None, typer.Option(min=1, help="Train only the k largest of each layer's Gumbel sample per step.")
+    ] = None,
+    backend: Annotated[
+        str, typer.Option(help="Under torchrun: auto (nccl on CUDA, else gloo), gloo or nccl.")
+    ] = "auto",
 ) -> None:
     """Search FBNet-style (CE·α·log(LAT)^β) against device LUTs; writes search_result.json and PNGs."""
     from searcher import (
         LutSource,
         LutSourceError,
         SearchConfig,
-        Searcher,
-        cross_latencies,
+        SearchInterrupted,
         fetch_server_lut,
         load_image_folder,
         load_lut_file,
         proxy_task,
-        write_plots,
     )
-    from searchspace import BUILTIN_SPACES, LatencyTable, MissingEntries, load_space
+    from searcher.distributed import BACKENDS, process_group
+    from searchspace import BUILTIN_SPACES, LatencyTable, load_space
+
+    if backend not in BACKENDS:
+        raise typer.BadParameter(f"one of {', '.join(BACKENDS)}", param_hint="--backend")
 
     console = out_console()
     err = Console(stderr=True)
@@ -200,22 +251,58 @@ def search(
         unit = None if latency_unit == "auto" else float(latency_unit)
     except ValueError:
         raise typer.BadParameter("a number of ms or 'auto'", param_hint="--latency-unit") from None
-    config = SearchConfig(
-        epochs=epochs,
-        warmup_epochs=round(epochs / 9) if warmup is None else warmup,
-        batch_size=batch_size,
-        alpha=alpha,
-        beta=beta,
-        target_ms=target_latency,
-        latency_unit_ms=unit,
-        width_mult=width_mult,
-        max_steps=max_steps,
-        samples=samples,
-        seed=seed,
-        device_type=device_type,
-        amp=amp,
-        workers=workers,
-    )
+    try:
+        config = SearchConfig(
+            epochs=epochs,
+            warmup_epochs=round(epochs / 9) if warmup is None else warmup,
+            batch_size=batch_size,
+            alpha=alpha,
+            beta=beta,
+            target_ms=target_latency,
+            latency_unit_ms=unit,
+            width_mult=width_mult,
+            max_steps=max_steps,
+            samples=samples,
+            seed=seed,
+            device_type=device_type,
+            amp=amp,
+            workers=workers,
+            micro_batches=micro_batches,
+            top_k=top_k,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--micro-batches") from None
+    try:
+        with process_group(backend, device_type) as ctx:
+            if not ctx.is_main:
+                console.quiet = True
+            _search_all(
+                console, err, sources, spec, train_set, val_set, data_desc, config, ctx, out, resume, pause_after
+            )
+    except SearchInterrupted as exc:
+        console.print(f"{exc}; continue with the same command and --resume")
+    except ValueError as exc:  # a process group that could not form, a batch the processes cannot share
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _search_all(
+    console: Console,
+    err: Console,
+    sources: list[Any],
+    spec: Any,
+    train_set: Any,
+    val_set: Any,
+    data_desc: str,
+    config: Any,
+    ctx: Any,
+    out: Path,
+    resume: bool,
+    pause_after: int | None,
+) -> None:
+    """One search per LUT (all ranks take part), then the side-by-side table (rank 0)."""
+    from searcher import Searcher, cross_latencies, write_plots
+    from searchspace import LatencyTable, MissingEntries
 
     # -- one search per LUT ------------------------------------------------------------
     results: dict[str, dict[str, Any]] = {}
@@ -225,7 +312,7 @@ def search(
         label = _label_dir(source.label, taken)
         out_dir = out if len(sources) == 1 else out / label
         try:
-            searcher = Searcher(table, source, train_set, config, space=spec, val_set=val_set)
+            searcher = Searcher(table, source, train_set, config, space=spec, val_set=val_set, dist=ctx)
         except (ValueError, MissingEntries) as exc:
             err.print(f"[red]error:[/red] {source.label}: {exc}")
             raise typer.Exit(2) from None
@@ -234,12 +321,15 @@ def search(
             f"sha256 {source.content_hash[:12]}), space {searcher.space.name} @ {searcher.space.resolution}, "
             f"{data_desc}, on {searcher.device}{' ' + str(searcher.amp_dtype) if searcher.amp_dtype else ''}; "
             f"LAT unit {searcher.unit_ms:.4g} ms"
+            + (f"; {ctx.world_size} processes ({ctx.backend})" if ctx.active else "")
         )
         try:
-            result = _run_with_progress(console, searcher, out_dir, resume=resume)
+            result = _run_with_progress(console, searcher, out_dir, resume=resume, pause_after=pause_after)
         except ValueError as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None
+        if not ctx.is_main:
+            continue
         pngs = write_plots(result, out_dir)
         best = result["argmax"]
         console.print(
@@ -256,7 +346,7 @@ def search(
         results[label] = result
         tables[label] = table
 
-    if len(results) > 1:
+    if len(results) > 1 and ctx.is_main:
         archs = {label: r["argmax"]["arch"] for label, r in results.items()}
         cross = cross_latencies(archs, tables)
         grid = Table(title="searched architectures, each timed on every device's LUT", show_lines=True)
