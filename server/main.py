@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from lut_store import Store, head_revision
+from lut_store import Store
 
 from .cache import LutCache
 from .errors import BodySizeLimit, document_body_limit, install_error_handlers
 from .fastpath import CachedEntries
+from .guard import SafeTarget, safe_body
+from .health import Faults
+from .health import router as health_router
+from .logs import AccessLog, configure_logging
 from .routes import accuracy, devices, jobs, leases, luts
-from .schemas import Health
 from .settings import Settings, get_settings
 
 __all__ = ["create_app"]
@@ -22,6 +25,7 @@ __all__ = ["create_app"]
 def create_app(settings: Settings | None = None, *, store: Store | None = None, check_schema: bool = True) -> FastAPI:
     """The hwlut server. Refuses to start on a database whose schema is behind (``hwlut db upgrade``)."""
     settings = settings or get_settings()
+    configure_logging()
     store = store or Store(settings.database_url)
 
     @asynccontextmanager
@@ -35,20 +39,20 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None, 
         version="1",
         summary="Device latency lookup tables (latencies in µs).",
         lifespan=lifespan,
+        dependencies=[Depends(safe_body)],
     )
     app.state.store = store
     app.state.settings = settings
     app.state.lut_cache = LutCache(ttl_s=settings.lut_cache_ttl_s)
+    app.state.faults = Faults()
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     document_body_limit(app)
     app.add_middleware(CachedEntries, settings=settings, cache=app.state.lut_cache)
+    app.add_middleware(SafeTarget)
+    app.add_middleware(AccessLog)
 
-    @app.get("/v1/health", tags=["health"])
-    def health() -> Health:
-        """Liveness and the schema revision this server speaks."""
-        return Health(schema_revision=head_revision())
-
+    app.include_router(health_router)
     for module in (luts, accuracy, devices, jobs, leases):  # the hot read routes first: matched in order
         app.include_router(module.router)
     app.include_router(leases.identity)

@@ -7,6 +7,7 @@ lease expired is claimable again. Uploads and failures of one job take turns
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,18 @@ from .accuracy import refresh_job_accuracy
 from .jobs import refresh_status
 from .luts import entry_row
 
-__all__ = ["Lease", "claim_items", "heartbeat", "release_items", "report_failure", "upload_results"]
+#: The most a job's provenance may hold (JSON): uploads merge new keys into it, and no more.
+MAX_PROVENANCE_BYTES = 64 * 1024
+
+__all__ = [
+    "MAX_PROVENANCE_BYTES",
+    "Lease",
+    "claim_items",
+    "heartbeat",
+    "release_items",
+    "report_failure",
+    "upload_results",
+]
 
 
 @dataclass(frozen=True)
@@ -212,13 +224,15 @@ def upload_results(
                 "measured differently from the job's earlier results (a LUT never mixes settings): "
                 + "; ".join(f"provenance.{d}" for d in diff),
             )
+    if not results and session.scalar(_lease_items(job, lease_id).limit(1)) is None:
+        raise NotFound("lease_id", "no items were ever leased under this lease id in this job")
     was_complete = job.status == JobStatus.COMPLETE
     accepted = duplicates = networks = 0
     for i, result in enumerate(results):
         where = f"results[{i}]"
         item = _find_item(session=session, job=job, item_id=result.get("item_id"), key=result.get("key"), where=where)
-        if item.status == WorkStatus.DONE:
-            duplicates += 1
+        if item.status == WorkStatus.DONE and item.lease_id == lease_id:
+            duplicates += 1  # a retried upload: its result is stored once
             continue
         if item.status != WorkStatus.LEASED or item.lease_id != lease_id:
             raise Conflict(f"{where}.item_id", f"work item {item.id} is not leased under this lease_id")
@@ -245,8 +259,11 @@ def upload_results(
         item.lease_expires_at = None
         item.updated_at = now
         accepted += 1
-    if provenance:
-        job.provenance = {**dict(provenance), **job.provenance}
+    if provenance and accepted:  # only results bring their provenance: nothing else grows the job
+        merged = {**dict(provenance), **job.provenance}
+        if len(json.dumps(merged)) > MAX_PROVENANCE_BYTES:
+            raise Invalid("provenance", f"the job's provenance would exceed {MAX_PROVENANCE_BYTES} bytes")
+        job.provenance = merged
     if overhead_us is not None and job.overhead_us is None:
         job.overhead_us = overhead_us
     session.flush()
@@ -254,6 +271,11 @@ def upload_results(
     if networks or (job.status == JobStatus.COMPLETE and not was_complete):
         refresh_job_accuracy(session=session, job=job, now=now)
     return accepted, duplicates
+
+
+def _lease_items(job: Job, lease_id: str) -> Any:
+    """The ids of ``job``'s items leased under ``lease_id`` (held, or done under it)."""
+    return select(WorkItem.id).where(WorkItem.job_id == job.id, WorkItem.lease_id == lease_id)
 
 
 def _network_row(*, job_id: int, item: WorkItem, stats: Mapping[str, Any]) -> NetworkMeasurement:
