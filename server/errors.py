@@ -15,6 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lut_store.errors import StoreError
 
+from .logs import request_extra
+
 __all__ = [
     "ApiError",
     "BodySizeLimit",
@@ -110,7 +112,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, OSError | DBAPIError):
             return database_fault(request, exc)
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.exception("unhandled error on %s %s", request.method, request.url.path, extra=request_extra(request))
         return problem(500, [], "internal server error (logged on the server)", "internal")
 
 
@@ -134,10 +136,17 @@ def database_fault(request: Request, exc: BaseException) -> JSONResponse:
     """503 with the reason (read-only, disk full, unreachable, busy), logged; a lasting one fails ``/ready``."""
     from .health import classify
 
-    reason, lasting = classify(exc)
+    reason, lasting = classify(exc, request.app.state.store.engine.url)
     if lasting:
         request.app.state.faults.record(reason)
-    log.error("database fault on %s %s: %s (%s)", request.method, request.url.path, reason, type(exc).__name__)
+    log.error(
+        "database fault on %s %s: %s (%s)",
+        request.method,
+        request.url.path,
+        reason,
+        type(exc).__name__,
+        extra={**request_extra(request), "reason": reason},
+    )
     response = problem(503, ["database"], reason, "unavailable")
     response.headers["Retry-After"] = "5"
     return response

@@ -42,8 +42,14 @@ _KINDS = (
 )
 
 
-def classify(exc: BaseException) -> tuple[str, bool]:
-    """What a database error means for a client: its reason, and whether it lasts beyond a retry."""
+def classify(exc: BaseException, url: Any = None) -> tuple[str, bool]:
+    """What a database error means for a client: its reason, and whether it lasts beyond a retry.
+
+    With the database's ``url``, a SQLite file whose folder cannot be written is read-only
+    (SQLite then says only that it is ``unable to open database file``).
+    """
+    if url is not None and _sqlite_unwritable(url):
+        return "the database is read-only", True
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return "the disk of the database is full", True
     if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES):
@@ -90,7 +96,7 @@ def _sqlite_unwritable(url: Any) -> str | None:
     path = os.path.abspath(parsed.database)
     for target in (path, os.path.dirname(path)):
         if os.path.exists(target) and not os.access(target, os.W_OK):
-            return f"the database is read-only ({target} is not writable)"
+            return f"the database is read-only ({os.path.basename(target) or target} is not writable)"
     return None
 
 
@@ -107,7 +113,7 @@ def ready(request: Request) -> JSONResponse:
             conn.execute(text("SELECT 1"))
         revision = store.check_schema()
     except Exception as exc:
-        reason, _ = classify(exc)
+        reason, _ = classify(exc, store.engine.url)
         if "schema" in str(exc).lower():
             reason = str(exc).split(". Run")[0]
         return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)

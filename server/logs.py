@@ -25,7 +25,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["LEVEL_ENV", "AccessLog", "JsonFormatter", "configure_logging", "request_id"]
+__all__ = ["LEVEL_ENV", "AccessLog", "JsonFormatter", "configure_logging", "request_extra", "request_id"]
 
 LEVEL_ENV = "HWLUT_LOG_LEVEL"
 request_id: ContextVar[str | None] = ContextVar("hwlut_request_id", default=None)
@@ -71,6 +71,15 @@ def configure_logging(level: str | None = None) -> None:
         logger.addHandler(handler)
 
 
+def request_extra(request: Any) -> dict[str, Any]:
+    """``extra=`` for a log line about ``request`` (its id, method and path), from any handler."""
+    return {
+        "request_id": getattr(request.state, "request_id", None),
+        "method": request.method,
+        "path": request.url.path,
+    }
+
+
 def _request_id(scope: Scope) -> str:
     for key, value in scope.get("headers", []):
         if key == b"x-request-id":
@@ -92,6 +101,7 @@ class AccessLog:
             return
         rid = _request_id(scope)
         token = request_id.set(rid)
+        scope.setdefault("state", {})["request_id"] = rid  # for handlers outside this middleware (a crash's)
         start = time.perf_counter()
         status = 500
 

@@ -16,6 +16,7 @@ from .guard import SafeTarget, safe_body
 from .health import Faults
 from .health import router as health_router
 from .logs import AccessLog, configure_logging
+from .openapi import document_security
 from .routes import accuracy, devices, jobs, leases, luts
 from .settings import Settings, get_settings
 
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None, 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     document_body_limit(app)
+    document_security(app)
     app.add_middleware(CachedEntries, settings=settings, cache=app.state.lut_cache)
     app.add_middleware(SafeTarget)
     app.add_middleware(AccessLog)
