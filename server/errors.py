@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 from typing import Any
@@ -29,6 +30,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("hwlut.server")
+#: OS errors of the database's storage (a full disk, a read-only filesystem): 503, not a crash.
+_STORAGE_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
 
 
 def problem(status: int, loc: list[str | int], msg: str, kind: str) -> JSONResponse:
@@ -110,7 +113,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, OSError | DBAPIError):
+        if isinstance(exc, DBAPIError) or (isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS):
             return database_fault(request, exc)
         log.exception("unhandled error on %s %s", request.method, request.url.path, extra=request_extra(request))
         return problem(500, [], "internal server error (logged on the server)", "internal")

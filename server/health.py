@@ -29,7 +29,7 @@ __all__ = ["FAULT_MEMORY_S", "Faults", "classify", "router"]
 log = logging.getLogger("hwlut.server")
 FAULT_MEMORY_S = 30.0
 
-#: (what the database's message says, the reason told to clients, whether it lasts)
+#: (what the database's message says, the reason told to clients, whether it fails /ready for a while)
 _KINDS = (
     (("readonly database", "read-only file system", "read only"), "the database is read-only", True),
     (("disk is full", "no space left", "disk full", "could not extend file"), "the disk of the database is full", True),
@@ -37,7 +37,7 @@ _KINDS = (
     (
         ("connection", "could not connect", "server closed", "terminating", "timeout", "unable to open"),
         "the database is unreachable; retry",
-        True,
+        False,  # /ready probes the database itself: it recovers as soon as the database answers
     ),
 )
 

@@ -57,6 +57,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing to whatever ``sys.stderr`` is when a line is written (a test's capture, too)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(level: str | None = None) -> None:
     """Send hwlut's loggers to stderr as JSON lines at ``level`` (else ``$HWLUT_LOG_LEVEL``, else INFO); idempotent."""
     name = (level or os.environ.get(LEVEL_ENV) or "INFO").upper()
@@ -65,7 +77,7 @@ def configure_logging(level: str | None = None) -> None:
     logger = logging.getLogger("hwlut")
     logger.setLevel(name)
     if not any(getattr(h, "_hwlut", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _Stderr()
         handler.setFormatter(JsonFormatter())
         handler._hwlut = True  # type: ignore[attr-defined]
         logger.addHandler(handler)

@@ -17,6 +17,7 @@ from .health import Faults
 from .health import router as health_router
 from .logs import AccessLog, configure_logging
 from .openapi import document_security
+from .ratelimit import UploadRateLimit
 from .routes import accuracy, devices, jobs, leases, luts
 from .settings import Settings, get_settings
 
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None, 
     document_body_limit(app)
     document_security(app)
     app.add_middleware(CachedEntries, settings=settings, cache=app.state.lut_cache)
+    app.add_middleware(UploadRateLimit, rate=settings.upload_rate)
     app.add_middleware(SafeTarget)
     app.add_middleware(AccessLog)
 

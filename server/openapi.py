@@ -28,12 +28,17 @@ def document_security(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = build()
-            for item in schema.get("paths", {}).values():
+            for path, item in schema.get("paths", {}).items():
                 for op in item.values():
                     if not isinstance(op, dict):
                         continue
                     if op.get("security") == [{READ_SCHEME: []}]:
                         op["security"] = [{}, {"HTTPBearer": []}]
+                    if path.endswith(("/results", "/failures")):
+                        op.setdefault("responses", {})["429"] = {
+                            "description": "Too many uploads (HWLUT_UPLOAD_RATE)",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+                        }
                     for param in op.get("parameters", []):
                         if param.get("in") == "path" and param.get("name") == "lut":
                             param["schema"] = {**param.get("schema", {}), "pattern": LUT_REF_PATTERN}

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, text
-from test_agent import KEYS, SLOW, AgentProcess, agent_ident, agents, create_job, outbox_files, poll, register  # noqa: F401
+from test_agent import FAST, KEYS, AgentProcess, agent_ident, agents, create_job, outbox_files, poll, progress, register  # noqa: F401
 from test_server import ADMIN, bearer, make_client
 
 from hwlut.cli.supervisor import local_server
@@ -142,17 +142,16 @@ def test_agent_whose_server_died_stops_on_the_first_sigterm(
     home.mkdir()
     with local_server(home) as (url, admin, proc):
         token = register(url, admin)
-        create_job(url, token, SLOW, keys=KEYS[:3])
+        job = create_job(url, token, FAST, keys=KEYS[:4])
         agent = AgentProcess(tmp_path, url, token, "--once", "--batch", "4", "--patience", "600")
         agents.append(agent)
-        poll(lambda: agent.measured(), "a first entry measured", deadline_s=300.0)  # exports its models first
-        proc.send_signal(signal.SIGKILL)
+        poll(lambda: progress(url, token, job["id"])["leased"] > 0, "the agent's claim", deadline_s=300.0)
+        proc.send_signal(signal.SIGKILL)  # the server dies while the agent measures its batch
         proc.wait()
-        seen = len(agent.measured())
-        poll(lambda: len(agent.measured()) > seen, "an entry measured while the server is down")
+        mine = agent_ident(url, token)
+        poll(lambda: [p for p in outbox_files() if mine in str(p)], "results kept in the outbox", deadline_s=300.0)
         agent.proc.send_signal(signal.SIGTERM)
         status = agent.wait(timeout=15.0)  # AssertionError if it does not stop in time
         assert status != 0, agent.text()  # results left behind: not a clean finish
-        kept = [p for p in outbox_files() if agent_ident(url, token) in str(p)]
-        assert kept, agent.text()
-        shutil.rmtree(Path(os.environ["HWLUT_HOME"]) / "agents" / agent_ident(url, token))  # other tests see none
+        assert [p for p in outbox_files() if mine in str(p)], agent.text()  # kept for the next run
+        shutil.rmtree(Path(os.environ["HWLUT_HOME"]) / "agents" / mine)  # other tests see none

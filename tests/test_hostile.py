@@ -274,3 +274,15 @@ def test_a_crash_is_answered_as_json(store: Store, monkeypatch: pytest.MonkeyPat
         r = c.get("/v1/devices")
     assert r.status_code == 500 and r.headers["content-type"] == "application/json"
     assert r.json()["detail"][0]["type"] == "internal" and "boom" not in r.text
+
+
+def test_uploads_beyond_the_rate_get_429(store: Store) -> None:
+    with make_client(store, upload_rate=0.01) as c:  # a bucket of 1, refilled in 100 s: no clock in the test
+        token = add_device(c, "fast")
+        job = c.post("/v1/devices/fast/jobs", json={"resolution": 32}, headers=bearer(token)).json()["id"]
+        body = {"lease_id": "none-such", "results": []}
+        assert c.post(f"/v1/jobs/{job}/results", json=body, headers=bearer(token)).status_code == 404
+        r = c.post(f"/v1/jobs/{job}/results", json=body, headers=bearer(token))
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert "at most 0.01 a second" in r.json()["detail"][0]["msg"]
+        assert c.post(f"/v1/jobs/{job}/results", json=body, headers=bearer(ADMIN)).status_code == 404  # per token
