@@ -44,6 +44,8 @@ from searchspace import Entry, EntryKeyError, LatencyTable, LutFileError, SpaceS
 from searchspace.fields import LATENCY_FIELDS, STAT_FIELDS, FieldError
 from searchspace.fields import check_latency as _check_latency
 
+from .safeyaml import load_yaml as _load_yaml
+
 __all__ = [
     "CSV_COLUMNS",
     "FORMATS",
@@ -106,34 +108,6 @@ def check_latency(value: Any, where: str) -> float:
         return _check_latency(value, where)
     except FieldError as exc:
         raise FormatError(str(exc)) from None
-
-
-# -- safe YAML -------------------------------------------------------------------
-class _PlainLoader(yaml.SafeLoader):
-    """YAML as plain data: no aliases (a small file cannot expand), no dates, no binary."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed", event.start_mark)
-        return super().compose_node(parent, index)
-
-
-def _refuse(_loader: Any, node: Any) -> Any:
-    raise yaml.constructor.ConstructorError(None, None, f"{node.tag} values are not allowed", node.start_mark)
-
-
-_PlainLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-for _tag in ("timestamp", "binary", "set", "omap", "pairs"):
-    _PlainLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse)
-
-
-def _load_yaml(text: str) -> Any:
-    """A YAML/JSON document as plain data (:class:`_PlainLoader`); ``yaml.YAMLError`` when it is not."""
-    return yaml.load(text, Loader=_PlainLoader)
 
 
 def _count(value: Any, where: str) -> int:
