@@ -2,6 +2,7 @@
 
     python bench/killloop.py --db sqlite --rounds 20
     python bench/killloop.py --db "$HWLUT_TEST_POSTGRES_URL" --rounds 20
+    python bench/killloop.py --restart-postgres --rounds 20   # PostgreSQL restarted, the server kept
 
 Each round starts ``hwlut serve`` on a fresh port of the same database, lets
 an uploader (one result per request, each item of a lease of its own) run
@@ -54,21 +55,56 @@ def serve(db: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("the server did not become ready")
 
 
+class PrivatePostgres:
+    """A PostgreSQL cluster of this bench's own (initdb under ``tmp``, run as the ``postgres`` user when root)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.data = tmp / "pg"
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        os.chmod(tmp, 0o777)
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust")
+        self._pg_ctl("start")
+
+    def _run(self, *cmd: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*prefix, *cmd], check=True, capture_output=True)
+
+    def _pg_ctl(self, action: str, *extra: str) -> None:
+        opts = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
+        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-w", *extra, action)
+
+    def restart(self) -> None:
+        """A fast restart: open connections are cut."""
+        self._pg_ctl("restart", "-m", "fast")
+
+    def stop(self) -> None:
+        self._pg_ctl("stop", "-m", "fast")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--db", default="sqlite", help="sqlite, or a PostgreSQL URL this bench may wipe")
     ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument(
+        "--restart-postgres",
+        action="store_true",
+        help="restart a private PostgreSQL cluster under the stream instead of killing the server",
+    )
     args = ap.parse_args()
     rng = random.Random(17)
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        if args.db == "sqlite":
+        private = PrivatePostgres(tmp) if args.restart_postgres else None
+        if private is not None:
+            store = Store(private.url)
+        elif args.db == "sqlite":
             store = Store(f"sqlite:///{tmp / 'kill.db'}")
         else:
             os.environ["HWLUT_TEST_POSTGRES_URL"] = args.db
             store = empty_store("postgres", tmp)
         store.upgrade()
-        db = store.url if args.db == "sqlite" else args.db
+        db = private.url if private else store.url if args.db == "sqlite" else args.db
         proc, url = serve(db, tmp)
         admin = {"Authorization": f"Bearer {ADMIN}"}
         with httpx.Client(base_url=url, timeout=30) as c:
@@ -77,7 +113,9 @@ def main() -> None:
             job = c.post("/v1/devices/k/jobs", json={"resolution": 32}, headers=auth).json()["id"]
         acked: list[int] = []
         sent = 0
+        per_round: list[int] = []
         for _round in range(args.rounds):
+            per_round.append(len(acked))
             stop = threading.Event()
 
             def stream(base: str, stop: threading.Event) -> None:
@@ -86,6 +124,9 @@ def main() -> None:
                     while not stop.is_set():
                         try:
                             r = c.post(f"/v1/jobs/{job}/claim", json={"agent": "k", "max_items": 1}, headers=auth)
+                            if r.status_code != 200:  # 503 while the database restarts: try again
+                                stop.wait(0.05)
+                                continue
                             lease = r.json()
                             if not lease.get("items"):
                                 return
@@ -99,16 +140,26 @@ def main() -> None:
                             if r.status_code == 200 and r.json()["accepted"] == 1:
                                 acked.append(item)
                         except (httpx.HTTPError, ValueError):
-                            return
+                            stop.wait(0.05)
 
             thread = threading.Thread(target=stream, args=(url, stop))
             thread.start()
             time.sleep(rng.uniform(0.2, 1.5))
+            if private is not None:  # PostgreSQL restarted under the stream; the server goes on
+                private.restart()
+                time.sleep(rng.uniform(0.2, 1.0))
+                stop.set()
+                thread.join()
+                continue
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             stop.set()
             thread.join()
             proc, url = serve(db, tmp)
+        if private is not None:
+            with httpx.Client(base_url=url, timeout=30) as c:
+                ready = c.get("/ready").status_code
+            print(f"server process never restarted: {proc.poll() is None}; /ready after the last restart: {ready}")
         proc.send_signal(signal.SIGTERM)
         proc.wait()
         from sqlalchemy import text
@@ -119,12 +170,15 @@ def main() -> None:
             )
             done = set(session.execute(text("SELECT id FROM work_items WHERE status = 'done'")).scalars())
         store.dispose()
+        if private is not None:
+            private.stop()
     lost = [i for i in acked if entries.get(i) != 1]
     doubled = [i for i, n in entries.items() if n > 1]
     orphan = set(entries) - done
     half = done - set(entries)
     print(f"bench/killloop.py: db={'sqlite' if args.db == 'sqlite' else 'postgresql'} rounds={args.rounds}")
     print(f"uploads sent {sent}, acknowledged {len(acked)}, stored entries {sum(entries.values())}")
+    print(f"acknowledged per round: {[b - a for a, b in zip(per_round, [*per_round[1:], len(acked)], strict=True)]}")
     print(
         f"acknowledged but not stored exactly once: {len(lost)}; stored twice: {len(doubled)}; "
         f"entry without a done item: {len(orphan)}; done item without an entry: {len(half)}"
