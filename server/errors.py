@@ -119,6 +119,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(500, [], "internal server error (logged on the server)", "internal")
 
 
+#: The store's name of a thing a path names: a device (``{name}``), a LUT's job (``{lut}``).
+_PATH_ALIASES = {"device": "name", "job_id": "lut"}
+
+
 def store_loc(request: Request, field: str) -> list[str | int]:
     """A store error's field as a location: ``["path", "lut"]`` for a path parameter, else ``body_loc``.
 
@@ -126,8 +130,9 @@ def store_loc(request: Request, field: str) -> list[str | int]:
     """
     loc = body_loc(field)
     head = loc[1]
-    if head == "device" and "name" in request.path_params:
-        return ["path", "name"]
+    alias = _PATH_ALIASES.get(str(head))
+    if head not in request.path_params and alias in request.path_params:
+        return ["path", alias]
     if head in request.path_params:
         return ["path", *loc[1:]]
     if head in request.query_params:
