@@ -68,11 +68,12 @@ class PrivatePostgres:
 
     def _run(self, *cmd: str) -> None:
         prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run([*prefix, *cmd], check=True, capture_output=True)
+        subprocess.run([*prefix, *cmd], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def _pg_ctl(self, action: str, *extra: str) -> None:
         opts = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
-        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-w", *extra, action)
+        log = str(self.data.parent / "pg.log")  # the server's output: not a pipe pg_ctl's caller waits on
+        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", opts, "-w", *extra, action)
 
     def restart(self) -> None:
         """A fast restart: open connections are cut."""
@@ -110,7 +111,7 @@ def main() -> None:
         with httpx.Client(base_url=url, timeout=30) as c:
             token = c.post("/v1/devices", json={"name": "k"}, headers=admin).json()["token"]
             auth = {"Authorization": f"Bearer {token}"}
-            job = c.post("/v1/devices/k/jobs", json={"resolution": 32}, headers=auth).json()["id"]
+            jobs = [c.post("/v1/devices/k/jobs", json={"resolution": 32}, headers=auth).json()["id"]]
         acked: list[int] = []
         sent = 0
         per_round: list[int] = []
@@ -123,13 +124,17 @@ def main() -> None:
                 with httpx.Client(base_url=base, timeout=5) as c:
                     while not stop.is_set():
                         try:
+                            job = jobs[-1]
                             r = c.post(f"/v1/jobs/{job}/claim", json={"agent": "k", "max_items": 1}, headers=auth)
                             if r.status_code != 200:  # 503 while the database restarts: try again
                                 stop.wait(0.05)
                                 continue
                             lease = r.json()
-                            if not lease.get("items"):
-                                return
+                            if not lease.get("items"):  # this job is measured (or leased): a new one
+                                r = c.post("/v1/devices/k/jobs", json={"resolution": 32}, headers=auth)
+                                if r.status_code == 201:
+                                    jobs.append(r.json()["id"])
+                                continue
                             item = lease["items"][0]["item_id"]
                             body = {
                                 "lease_id": lease["lease_id"],
@@ -176,7 +181,9 @@ def main() -> None:
     doubled = [i for i, n in entries.items() if n > 1]
     orphan = set(entries) - done
     half = done - set(entries)
-    print(f"bench/killloop.py: db={'sqlite' if args.db == 'sqlite' else 'postgresql'} rounds={args.rounds}")
+    kind = "sqlite" if args.db == "sqlite" else "postgresql"
+    kind = "private postgresql, restarted" if args.restart_postgres else kind
+    print(f"bench/killloop.py: db={kind} rounds={args.rounds}")
     print(f"uploads sent {sent}, acknowledged {len(acked)}, stored entries {sum(entries.values())}")
     print(f"acknowledged per round: {[b - a for a, b in zip(per_round, [*per_round[1:], len(acked)], strict=True)]}")
     print(
