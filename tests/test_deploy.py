@@ -103,6 +103,7 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_compose_services_run_as_written(pg_url: str, tmp_path: Path) -> None:
     admin = "deploy-admin-token"
     env = {"HWLUT_ADMIN_TOKEN": admin, "HWLUT_WORKERS": "2", "HWLUT_TOKEN": "set-below"}

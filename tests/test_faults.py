@@ -133,6 +133,7 @@ def test_server_without_its_database_stops_with_one_line(tmp_path: Path) -> None
         assert "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_agent_whose_server_died_stops_on_the_first_sigterm(
     tmp_path: Path,
     agents: list[AgentProcess],  # noqa: F811
