@@ -199,15 +199,18 @@ def upload_results(
     """Store measured results of leased items; returns ``(accepted, duplicates)``.
 
     Each result is ``{"item_id" | "key", "stats": {"median": µs, ...}}``. An
-    item already done counts as a duplicate and is left as it is, so a retried
-    upload changes nothing. An entry's result becomes a LUT entry; a
+    item already done under this lease counts as a duplicate and is left as it
+    is, so a retried upload changes nothing; one done under another lease is a
+    :class:`Conflict`, and an upload of no results under a lease id that holds
+    no item of the job is :class:`NotFound` (``lease_id``). An entry's result becomes a LUT entry; a
     validation network's a :class:`NetworkMeasurement` (``stats["source"] ==
     "job"``). When the upload leaves the job's entries complete and its
     validation networks all measured, the LUT's accuracy report is computed
     (:func:`refresh_job_accuracy`).
 
     ``provenance`` says how the results were measured; the job keeps the
-    first it was given (keys added later are merged in). Once it holds the
+    first it was given (keys added later are merged in, by uploads that store
+    results only, up to :data:`MAX_PROVENANCE_BYTES`). Once it holds the
     checked fields (:data:`searchspace.provenance.CHECKED_FIELDS`), an
     upload whose checked fields differ (less what identical devices differ
     in, :func:`searchspace.provenance.job_mismatches`) is refused whole: a
