@@ -32,7 +32,7 @@ from lut_store import Store
 
 
 def _mount(path: Path, *options: str) -> bool:
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 or shutil.which("mount") is None:
         return False
     cmd = ["mount", "-t", "tmpfs", "-o", ",".join(("size=2m", *options)), "tmpfs", str(path)]
     return subprocess.run(cmd, capture_output=True).returncode == 0
