@@ -111,12 +111,24 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _database(request: Request, exc: OperationalError) -> JSONResponse:
         return database_fault(request, exc)
 
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError) -> JSONResponse:
+        # a full disk or a read-only filesystem under the database: a fault to report, not a crash
+        if exc.errno in _STORAGE_ERRNOS:
+            return database_fault(request, exc)
+        return _internal(request)
+
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, DBAPIError) or (isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS):
+        if isinstance(exc, DBAPIError):
             return database_fault(request, exc)
-        log.exception("unhandled error on %s %s", request.method, request.url.path, extra=request_extra(request))
-        return problem(500, [], "internal server error (logged on the server)", "internal")
+        return _internal(request)
+
+
+def _internal(request: Request) -> JSONResponse:
+    """A JSON 500 for an unexpected error, logged with its traceback and the request's id."""
+    log.exception("unhandled error on %s %s", request.method, request.url.path, extra=request_extra(request))
+    return problem(500, [], "internal server error (logged on the server)", "internal")
 
 
 #: The store's name of a thing a path names: a device (``{name}``), a LUT's job (``{lut}``).

@@ -1,10 +1,11 @@
 """Faults told apart and survived: a read-only database, a full disk, no database at all, an agent whose server died.
 
-The read-only and disk-full cases use a real small filesystem (a 2 MiB
-tmpfs, remounted read-only) when this process may mount one (root, as in
-the project's CI container); elsewhere the store's writes fail with the
-very errors SQLite raises (``attempt to write a readonly database``,
-``OSError(ENOSPC)``), injected at the cursor.
+The read-only and disk-full cases run twice: on a real small filesystem (a
+2 MiB tmpfs, remounted read-only) where this process may mount one (root,
+as in the project's CI container; elsewhere that variant is the injected
+one again), and with the store's writes failing with the very errors SQLite
+raises (``attempt to write a readonly database``, ``OSError(ENOSPC)``),
+injected at the cursor.
 """
 
 from __future__ import annotations
@@ -38,12 +39,12 @@ def _mount(path: Path, *options: str) -> bool:
     return subprocess.run(cmd, capture_output=True).returncode == 0
 
 
-@pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path | None]:
-    """A 2 MiB filesystem of its own (``None`` where this process may not mount one)."""
+@pytest.fixture(params=["filesystem", "injected"])
+def small_fs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | None]:
+    """A 2 MiB filesystem of its own, or ``None``: the errors injected (also where no mount is allowed)."""
     folder = tmp_path / "small"
     folder.mkdir()
-    mounted = _mount(folder)
+    mounted = request.param == "filesystem" and _mount(folder)
     yield folder if mounted else None
     if mounted:
         subprocess.run(["umount", "-l", str(folder)], check=False)
