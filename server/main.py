@@ -17,6 +17,7 @@ from .health import Faults
 from .health import router as health_router
 from .logs import AccessLog, configure_logging
 from .openapi import document_security
+from .options import AllowedMethods
 from .ratelimit import UploadRateLimit
 from .routes import accuracy, devices, jobs, leases, luts
 from .settings import Settings, get_settings
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None, 
     app.add_middleware(CachedEntries, settings=settings, cache=app.state.lut_cache)
     app.add_middleware(UploadRateLimit, rate=settings.upload_rate)
     app.add_middleware(SafeTarget)
+    app.add_middleware(AllowedMethods, api=app)
     app.add_middleware(AccessLog)
 
     app.include_router(health_router)

@@ -286,3 +286,13 @@ def test_uploads_beyond_the_rate_get_429(store: Store) -> None:
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
         assert "at most 0.01 a second" in r.json()["detail"][0]["msg"]
         assert c.post(f"/v1/jobs/{job}/results", json=body, headers=bearer(ADMIN)).status_code == 404  # per token
+
+
+def test_options_and_405_name_every_allowed_method(store: Store) -> None:
+    with make_client(store) as c:
+        r = c.options("/v1/devices/anything")
+        assert r.status_code == 204 and r.headers["allow"] == "DELETE, GET, OPTIONS"
+        assert c.options("/v1/devices").headers["allow"] == "GET, POST, OPTIONS"
+        r = c.patch("/v1/devices/anything")
+        assert r.status_code == 405 and r.headers["allow"] == "DELETE, GET, OPTIONS"
+        assert r.json()["detail"][0]["type"] == "method_not_allowed"
