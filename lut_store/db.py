@@ -24,6 +24,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from .guard import install_flush_guard
+
 __all__ = [
     "DATABASE_URL_ENV",
     "SchemaBehind",
@@ -143,6 +145,8 @@ class Store:
         self.engine = engine if engine is not None else make_engine(url)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(self.engine.execution_options(hwlut_write=True), expire_on_commit=False)
+        for factory in (self._read, self._write):
+            install_flush_guard(factory)
 
     @property
     def url(self) -> str:

@@ -39,9 +39,11 @@ from typing import Any
 import yaml
 
 from searchspace import Entry, EntryKeyError, LatencyTable, LutFileError, SpaceSpec, parse_key
-from searchspace.fields import LATENCY_FIELDS, FieldError
+from searchspace.fields import LATENCY_FIELDS, STAT_FIELDS, FieldError
 from searchspace.fields import check_latency as _check_latency
 from searchspace.keys import HWNASBENCH_PREFIXES
+
+from .safeyaml import load_yaml as _load_yaml
 
 __all__ = [
     "CSV_COLUMNS",
@@ -107,6 +109,16 @@ def check_latency(value: Any, where: str) -> float:
         raise FormatError(str(exc)) from None
 
 
+def _count(value: Any, where: str) -> int:
+    """A sample count: a whole number >= 1 (a float like ``3.0`` from a CSV passes), else :class:`FormatError`."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    try:
+        return STAT_FIELDS["count"].validate(value, where)
+    except FieldError as exc:
+        raise FormatError(str(exc)) from None
+
+
 # -- detection ----------------------------------------------------------------
 _HWNAS_PREFIXES = HWNASBENCH_PREFIXES
 
@@ -117,7 +129,7 @@ def detect_format(text: str, filename: str = "") -> str:
     if filename.lower().endswith(".csv") or stripped.startswith("key,"):
         return "csv"
     try:
-        doc = yaml.safe_load(text)
+        doc = _load_yaml(text)
     except yaml.YAMLError as exc:
         raise FormatError(f"file: neither CSV nor YAML/JSON: {exc}") from None
     if isinstance(doc, Mapping) and doc.get("format") == "hwlut-lut":
@@ -146,7 +158,7 @@ def read_table(text: str, fmt: str | None = None, *, filename: str = "") -> Tabl
     if fmt not in FORMATS:
         raise FormatError(f"format: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
     try:
-        doc = yaml.safe_load(text)
+        doc = _load_yaml(text)
     except yaml.YAMLError as exc:
         raise FormatError(f"file: not YAML/JSON: {exc}") from None
     if not isinstance(doc, Mapping):
@@ -160,7 +172,7 @@ def _read_hwlut(text: str) -> Table:
     try:
         doc = json.loads(text)
         lut = LatencyTable.from_dict(doc)
-    except (json.JSONDecodeError, LutFileError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, LutFileError, KeyError, TypeError, AttributeError) as exc:
         raise FormatError(f"hwlut LUT: {exc}") from None
     except ValueError as exc:  # a bad space spec
         raise FormatError(f"space: {exc}") from None
@@ -211,7 +223,7 @@ def _read_csv(text: str) -> Table:
                 stats[name] = check_latency(value, f"{where}: {name}_us")
         count = _number(rec.get("count") or "", f"{where}: count")
         if count is not None:
-            stats["count"] = int(count)
+            stats["count"] = _count(count, f"{where}: count")
         if rec.get("stop_reason"):
             stats["stop_reason"] = rec["stop_reason"]
         latency = _number(rec.get("latency_us") or "", f"{where}: latency_us")
@@ -245,8 +257,10 @@ def _read_hwnasbench(doc: Mapping[Any, Any]) -> Table:
             entry = parse_key(key)
         except EntryKeyError as exc:
             raise FormatError(f"entries: {exc}") from None
-        ms = check_latency(value, f"entries[{key!r}]")
-        rows.append(TableRow(key, entry, ms * 1000.0, {"median": ms * 1000.0}, {"value": value}))
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise FormatError(f"entries[{key!r}]: expected a latency in ms, got {value!r}")
+        us = check_latency(value * 1000.0, f"entries[{key!r}] (ms, times 1000)")  # the cap is in µs
+        rows.append(TableRow(key, entry, us, {"median": us}, {"value": value}))
     return Table("hwnasbench", rows, provenance={"unit_of_source": "ms"})
 
 
@@ -269,7 +283,7 @@ def _read_cai(doc: Mapping[Any, Any], dialect: str) -> Table:
         elif "var" in rec:
             stats["std"] = math.sqrt(check_latency(rec["var"], f"entries[{key!r}].var")) * 1000.0
         if "count" in rec:
-            stats["count"] = rec["count"]
+            stats["count"] = _count(rec["count"], f"entries[{key!r}].count")
         entry = ofa_entry(key) if dialect == "ofa" else _entry_or_none(key)
         rows.append(TableRow(key, entry, stats["mean"], stats, dict(rec)))
     return Table(dialect, rows, provenance={"unit_of_source": "ms", "latency_statistic": "mean", "spread": spread})

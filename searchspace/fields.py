@@ -141,4 +141,19 @@ def check_stats(stats: Mapping[str, Any], where: str) -> dict[str, Any]:
         known = STAT_FIELDS.get(name)
         if known is not None:
             out[name] = known.validate(value, f"{where}.{name}")
+    for low, high in _ORDERED:
+        a, b = out.get(low), out.get(high)
+        if a is not None and b is not None and a > b * (1 + 1e-9):
+            raise FieldError(f"{where}.{high}", f"{high} ({b!r}) is below {low} ({a!r}): not statistics of one sample")
     return out
+
+
+#: Statistics of one sample are ordered: each pair is (lower, higher).
+_ORDERED = (
+    ("min", "median"),
+    ("median", "max"),
+    ("min", "mean"),
+    ("mean", "max"),
+    ("p10", "p90"),
+    ("ci_low", "ci_high"),
+)

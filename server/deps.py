@@ -52,6 +52,11 @@ SettingsDep = Annotated[Settings, Depends(app_settings)]
 JobIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="a job id")]
 _bearer = HTTPBearer(auto_error=False, description="An admin, device or read token")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+#: The same header for reads, under its own scheme name, which the OpenAPI schema shows as optional
+#: (server.openapi): reads are open unless the server has a read token.
+READ_SCHEME = "OptionalBearer"
+_read_bearer = HTTPBearer(auto_error=False, scheme_name=READ_SCHEME, description="Any token, when reads need one")
+ReadBearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_read_bearer)]
 
 
 def store_of(request: Request) -> Store:
@@ -128,7 +133,7 @@ class Principal:
         return self.admin or self.device_id == device.id
 
 
-async def require_reader(request: Request, creds: BearerDep) -> None:
+async def require_reader(request: Request, creds: ReadBearerDep) -> None:
     """Reads: open, or (with a read token configured) any valid token.
 
     Open reads cost nothing; a device token is looked up in the database once

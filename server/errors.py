@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lut_store.errors import StoreError
 
-__all__ = ["ApiError", "BodySizeLimit", "body_loc", "document_body_limit", "install_error_handlers", "problem"]
+from .logs import request_extra
+
+__all__ = [
+    "ApiError",
+    "BodySizeLimit",
+    "body_loc",
+    "database_fault",
+    "document_body_limit",
+    "install_error_handlers",
+    "problem",
+    "store_loc",
+]
+
+log = logging.getLogger("hwlut.server")
+#: OS errors of the database's storage (a full disk, a read-only filesystem): 503, not a crash.
+_STORAGE_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
 
 
 def problem(status: int, loc: list[str | int], msg: str, kind: str) -> JSONResponse:
@@ -79,17 +96,80 @@ def install_error_handlers(app: FastAPI) -> None:
         return response
 
     @app.exception_handler(StoreError)
-    async def _store_error(_request: Request, exc: StoreError) -> JSONResponse:
-        loc: list[str | int] = list(exc.field.split("."))
-        return problem(exc.status, loc, exc.message, _KINDS.get(exc.status, "invalid"))
+    async def _store_error(request: Request, exc: StoreError) -> JSONResponse:
+        return problem(exc.status, store_loc(request, exc.field), exc.message, _KINDS.get(exc.status, "invalid"))
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_request: Request, _exc: IntegrityError) -> JSONResponse:
         return problem(409, ["body"], "the request conflicts with stored data (a concurrent write?)", "conflict")
 
+    @app.exception_handler(DataError)
+    async def _unstorable(_request: Request, _exc: DataError) -> JSONResponse:
+        return problem(422, ["body"], "a value does not fit the database's columns", "invalid")
+
     @app.exception_handler(OperationalError)
-    async def _busy(_request: Request, _exc: OperationalError) -> JSONResponse:
-        return problem(503, ["database"], "the database is busy or unreachable; retry", "unavailable")
+    async def _database(request: Request, exc: OperationalError) -> JSONResponse:
+        return database_fault(request, exc)
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError) -> JSONResponse:
+        # a full disk or a read-only filesystem under the database: a fault to report, not a crash
+        if exc.errno in _STORAGE_ERRNOS:
+            return database_fault(request, exc)
+        return _internal(request)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, DBAPIError):
+            return database_fault(request, exc)
+        return _internal(request)
+
+
+def _internal(request: Request) -> JSONResponse:
+    """A JSON 500 for an unexpected error, logged with its traceback and the request's id."""
+    log.exception("unhandled error on %s %s", request.method, request.url.path, extra=request_extra(request))
+    return problem(500, [], "internal server error (logged on the server)", "internal")
+
+
+#: The store's name of a thing a path names: a device (``{name}``), a LUT's job (``{lut}``).
+_PATH_ALIASES = {"device": "name", "job_id": "lut"}
+
+
+def store_loc(request: Request, field: str) -> list[str | int]:
+    """A store error's field as a location: ``["path", "lut"]`` for a path parameter, else ``body_loc``.
+
+    One shape for every refusal: ``["body", "results", 0, "stats", "median"]``.
+    """
+    loc = body_loc(field)
+    head = loc[1]
+    alias = _PATH_ALIASES.get(str(head))
+    if head not in request.path_params and alias in request.path_params:
+        return ["path", alias]
+    if head in request.path_params:
+        return ["path", *loc[1:]]
+    if head in request.query_params:
+        return ["query", *loc[1:]]
+    return loc
+
+
+def database_fault(request: Request, exc: BaseException) -> JSONResponse:
+    """503 with the reason (read-only, disk full, unreachable, busy), logged; a lasting one fails ``/ready``."""
+    from .health import classify
+
+    reason, lasting = classify(exc, request.app.state.store.engine.url)
+    if lasting:
+        request.app.state.faults.record(reason)
+    log.error(
+        "database fault on %s %s: %s (%s)",
+        request.method,
+        request.url.path,
+        reason,
+        type(exc).__name__,
+        extra={**request_extra(request), "reason": reason},
+    )
+    response = problem(503, ["database"], reason, "unavailable")
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 class BodySizeLimit:

@@ -5,16 +5,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from lut_store import Store, head_revision
+from lut_store import Store
 
 from . import dashboard
 from .cache import LutCache
 from .errors import BodySizeLimit, document_body_limit, install_error_handlers
 from .fastpath import CachedEntries
+from .guard import SafeTarget, safe_body
+from .health import Faults
+from .health import router as health_router
+from .logs import AccessLog, configure_logging
+from .openapi import document_security
+from .options import AllowedMethods
+from .ratelimit import UploadRateLimit
 from .routes import accuracy, devices, fewshot, jobs, leases, luts
-from .schemas import Health
 from .settings import Settings, get_settings
 
 __all__ = ["create_app"]
@@ -23,6 +29,7 @@ __all__ = ["create_app"]
 def create_app(settings: Settings | None = None, *, store: Store | None = None, check_schema: bool = True) -> FastAPI:
     """The hwlut server. Refuses to start on a database whose schema is behind (``hwlut db upgrade``)."""
     settings = settings or get_settings()
+    configure_logging()
     store = store or Store(settings.database_url)
 
     @asynccontextmanager
@@ -38,20 +45,23 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None, 
         lifespan=lifespan,
         docs_url=None,  # served by the dashboard from the package's own assets (no CDN)
         redoc_url=None,
+        dependencies=[Depends(safe_body)],
     )
     app.state.store = store
     app.state.settings = settings
     app.state.lut_cache = LutCache(ttl_s=settings.lut_cache_ttl_s)
+    app.state.faults = Faults()
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     document_body_limit(app)
+    document_security(app)
     app.add_middleware(CachedEntries, settings=settings, cache=app.state.lut_cache)
+    app.add_middleware(UploadRateLimit, rate=settings.upload_rate)
+    app.add_middleware(SafeTarget)
+    app.add_middleware(AllowedMethods, api=app)
+    app.add_middleware(AccessLog)
 
-    @app.get("/v1/health", tags=["health"])
-    def health() -> Health:
-        """Liveness and the schema revision this server speaks."""
-        return Health(schema_revision=head_revision())
-
+    app.include_router(health_router)
     for module in (luts, accuracy, devices, jobs, fewshot, leases):  # the hot read routes first: matched in order
         app.include_router(module.router)
     app.include_router(leases.identity)

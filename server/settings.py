@@ -8,6 +8,7 @@ hwlut's home (``$HWLUT_HOME``) when it exists::
     database_url = "sqlite:///..."   # or HWLUT_DATABASE_URL
     max_body_bytes = 8388608   # or HWLUT_MAX_BODY_BYTES
     lut_cache_ttl_s = 1.0      # or HWLUT_LUT_CACHE_TTL_S
+    upload_rate = 50.0         # or HWLUT_UPLOAD_RATE (uploads a second per token; 0: no limit)
 
 An environment variable wins over the file. A file holding a token must not
 be readable by group or others (``chmod 600``), as with ssh keys; unknown keys
@@ -32,6 +33,7 @@ _ENV = {
     "read_token": "HWLUT_READ_TOKEN",
     "max_body_bytes": "HWLUT_MAX_BODY_BYTES",
     "lut_cache_ttl_s": "HWLUT_LUT_CACHE_TTL_S",
+    "upload_rate": "HWLUT_UPLOAD_RATE",
 }
 _TYPES: dict[str, type] = {
     "database_url": str,
@@ -39,6 +41,7 @@ _TYPES: dict[str, type] = {
     "read_token": str,
     "max_body_bytes": int,
     "lut_cache_ttl_s": float,
+    "upload_rate": float,
 }
 
 
@@ -62,13 +65,15 @@ class Settings:
     max_body_bytes: int = 8 * 1024 * 1024
     max_batch: int = 10_000
     lut_cache_ttl_s: float = 1.0
+    #: Uploads (results, failures) a second per token and worker, in bursts of twice as many; 0: no limit.
+    upload_rate: float = 50.0
 
     def __repr__(self) -> str:
         hidden = {k: ("***" if getattr(self, k) else None) for k in ("admin_token", "read_token")}
         return (
             f"Settings(database_url={self.database_url!r}, admin_token={hidden['admin_token']}, "
             f"read_token={hidden['read_token']}, max_body_bytes={self.max_body_bytes}, "
-            f"lut_cache_ttl_s={self.lut_cache_ttl_s})"
+            f"lut_cache_ttl_s={self.lut_cache_ttl_s}, upload_rate={self.upload_rate})"
         )
 
     @classmethod

@@ -58,7 +58,7 @@ def test_cached_reads_touch_no_database_and_answer_alike(store: Store) -> None:
         assert again_doc.headers["x-hwlut-lut"] == str(job) and by_id.content == again[0].content
         # errors still come from the routes: unknown entry, bad key, unknown device
         assert _entry(c, "tbs_h9_w9_cin8_cout8_s1_k3_e1_g1").status_code == 404
-        assert _entry(c, "garbage").json()["detail"][0]["loc"] == ["key"]
+        assert _entry(c, "garbage").json()["detail"][0]["loc"] == ["path", "key"]
         assert c.get(f"/v1/devices/ghost/luts/latest/entries/{KEY.key}").status_code == 404
 
 
@@ -142,9 +142,9 @@ def test_framework_refusals_name_the_field(store: Store) -> None:
     [
         ("GET", "/v1/jobs/99999999999999999999", None, 422, ["path", "job_id"]),
         ("POST", "/v1/jobs/99999999999999999999/claim", {"agent": "a"}, 422, ["path", "job_id"]),
-        ("GET", "/v1/devices/d/luts/99999999999999999999/entries/x", None, 404, ["lut"]),
-        ("GET", "/v1/devices/d/luts/99999999999999999999", None, 404, ["lut"]),
-        ("GET", "/v1/devices/d/luts/0/entries/x", None, 404, ["lut"]),
+        ("GET", "/v1/devices/d/luts/99999999999999999999/entries/x", None, 404, ["path", "lut"]),
+        ("GET", "/v1/devices/d/luts/99999999999999999999", None, 404, ["path", "lut"]),
+        ("GET", "/v1/devices/d/luts/0/entries/x", None, 404, ["path", "lut"]),
     ],
 )
 def test_huge_ids_are_refused_not_crashed_on(

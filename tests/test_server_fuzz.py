@@ -1,11 +1,11 @@
-"""A schema-driven fuzzer (schemathesis) over every route of the app, in process (ASGI), on SQLite.
+"""A schema-driven fuzzer (schemathesis) over every route of the app, in process (ASGI), on SQLite and PostgreSQL.
 
 Each operation gets a bounded number of generated requests, valid and
 invalid, sent with the admin token; every answer must be no 5xx, a status
 code the schema documents, a documented content type, and a body that
-conforms to the documented schema. Each case is sent twice: as generated,
-then with its path naming the seeded device, its newest LUT and its job, so
-that the fuzzer reaches past the 404 of a random name.
+conforms to the documented schema. Each case is sent as generated, then
+with its path naming the seeded device, its newest LUT and its job (so that
+the fuzzer reaches past the 404 of a random name), then without a token.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from testdata import need_postgres
 
 from lut_store import Store, crud
+from lut_store.testing import empty_store
 from searchspace import fbnet_space
 from server import Settings, create_app
 
@@ -64,9 +66,12 @@ app = create_app(Settings(admin_token=ADMIN, max_body_bytes=256 * 1024), store=S
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def seeded_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    store = Store(f"sqlite:///{Path(tmp_path_factory.mktemp('fuzz')) / 'hwlut.db'}")
+@pytest.fixture(scope="module", autouse=True, params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def seeded_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """The seeded database the app serves: every operation is fuzzed on SQLite and on PostgreSQL."""
+    if request.param == "postgres":
+        need_postgres()
+    store = empty_store(request.param, Path(tmp_path_factory.mktemp("fuzz")))
     store.upgrade()
     _seed_device(store)
     placeholder, app.state.store = app.state.store, store
@@ -113,3 +118,4 @@ def test_fuzz_every_route(case: Any) -> None:
     steered = _steered(case)
     if steered is not None:
         steered.call_and_validate(headers=headers, checks=CHECKS)
+    (steered or case).call_and_validate(checks=CHECKS)  # and without a token: 401 where one is needed

@@ -103,7 +103,7 @@ def test_agents_over_the_wire(server_url: str) -> None:
         agent.entry("phone", "tbs_h9_w9_cin8_cout8_s1_k3_e1_g1")
     with pytest.raises(Invalid) as bad:
         agent.entry("phone", "tbs_h9_w9_cin8_cout8_s1_k4_e1_g1")
-    assert bad.value.problems[0]["loc"] == ["key"]
+    assert bad.value.problems[0]["loc"] == ["path", "key"]
     agent.close()
 
 

@@ -421,8 +421,8 @@ BAD_HTTP: list[tuple[str, Any, int, list[Any]]] = [
     ("validation", {"n": 2, "extra": 1}, 422, ["body", "extra"]),
     ("restricted", {"n": 2}, 409, ["body", "n"]),
     ("restricted", {"n": 0, "archs": [NAMED]}, 409, ["body", "archs", 0]),
-    ("imported", {"n": 2}, 409, ["lut"]),
-    ("missing", {"n": 2}, 404, ["job_id"]),
+    ("imported", {"n": 2}, 409, ["path", "lut"]),
+    ("missing", {"n": 2}, 404, ["path", "lut"]),
 ]
 
 

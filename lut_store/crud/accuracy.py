@@ -102,6 +102,8 @@ def set_accuracy(*, session: Session, job: Job, document: Mapping[str, Any], sou
     """
     if source not in ("upload", "job"):
         raise ValueError(f"source: expected upload or job, got {source!r}")
+    if source == "upload" and job.status != JobStatus.COMPLETE:
+        raise Conflict("lut", f"job {job.id} is {job.status}: a report validates a complete LUT only")
     doc = json.loads(json.dumps(dict(document)))
     report = dict(doc.get("report") or {})
     rows = list(report.pop("rows", []))

@@ -29,6 +29,7 @@ from searchspace.jobs import JobSettings
 from searchspace.validation import MAX_VALIDATION_NETWORKS, MAX_VALIDATION_SEED
 
 from ..errors import Conflict, Invalid, NotFound
+from ..guard import MAX_INT32
 from ..models import Device, Job, JobStatus, Space, WorkItem, WorkStatus, utcnow
 from .changes import mark_luts_changed
 
@@ -192,6 +193,7 @@ def create_job(
         options["entries"] = list(chosen)
     if plan is not None:
         options["validation"] = [plan]
+    _check_storable(wanted)
     space = get_or_create_space(session=session, spec=spec)
     job = Job(
         device_id=device.id,
@@ -224,6 +226,19 @@ def create_job(
     net_rows = network_rows(job.id, networks, named, seed=seed, first_index=0, now=now)
     session.execute(insert(WorkItem), interleave(entry_rows, net_rows))  # ids follow this order
     return job
+
+
+def _check_storable(entries: Sequence[Entry]) -> None:
+    """Refuse a space whose entries no LUT row can hold (a channel count beyond 32 bits, a key too long).
+
+    Its uploads would all fail; the job is refused instead (:class:`Invalid` on ``space``).
+    """
+    for entry in entries:
+        if len(entry.key) > 255:
+            raise Invalid("space", f"entry {entry.key[:60]}...: key longer than 255 characters")
+        for name, value in entry.fields().items():
+            if isinstance(value, int) and abs(value) > MAX_INT32:
+                raise Invalid("space", f"entry {entry.key[:80]}: {name}={value} does not fit a 32-bit integer")
 
 
 def job_settings(doc: Mapping[str, Any]) -> JobSettings:

@@ -7,6 +7,7 @@ lease expired is claimable again. Uploads and failures of one job take turns
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,18 @@ from .accuracy import refresh_job_accuracy
 from .jobs import refresh_status
 from .luts import entry_row
 
-__all__ = ["Lease", "claim_items", "heartbeat", "release_items", "report_failure", "upload_results"]
+#: The most a job's provenance may hold (JSON): uploads merge new keys into it, and no more.
+MAX_PROVENANCE_BYTES = 64 * 1024
+
+__all__ = [
+    "MAX_PROVENANCE_BYTES",
+    "Lease",
+    "claim_items",
+    "heartbeat",
+    "release_items",
+    "report_failure",
+    "upload_results",
+]
 
 
 @dataclass(frozen=True)
@@ -187,15 +199,18 @@ def upload_results(
     """Store measured results of leased items; returns ``(accepted, duplicates)``.
 
     Each result is ``{"item_id" | "key", "stats": {"median": µs, ...}}``. An
-    item already done counts as a duplicate and is left as it is, so a retried
-    upload changes nothing. An entry's result becomes a LUT entry; a
+    item already done under this lease counts as a duplicate and is left as it
+    is, so a retried upload changes nothing; one done under another lease is a
+    :class:`Conflict`, and an upload of no results under a lease id that holds
+    no item of the job is :class:`NotFound` (``lease_id``). An entry's result becomes a LUT entry; a
     validation network's a :class:`NetworkMeasurement` (``stats["source"] ==
     "job"``). When the upload leaves the job's entries complete and its
     validation networks all measured, the LUT's accuracy report is computed
     (:func:`refresh_job_accuracy`).
 
     ``provenance`` says how the results were measured; the job keeps the
-    first it was given (keys added later are merged in). Once it holds the
+    first it was given (keys added later are merged in, by uploads that store
+    results only, up to :data:`MAX_PROVENANCE_BYTES`). Once it holds the
     checked fields (:data:`searchspace.provenance.CHECKED_FIELDS`), an
     upload whose checked fields differ (less what identical devices differ
     in, :func:`searchspace.provenance.job_mismatches`) is refused whole: a
@@ -212,13 +227,15 @@ def upload_results(
                 "measured differently from the job's earlier results (a LUT never mixes settings): "
                 + "; ".join(f"provenance.{d}" for d in diff),
             )
+    if not results and session.scalar(_lease_items(job, lease_id).limit(1)) is None:
+        raise NotFound("lease_id", "no items were ever leased under this lease id in this job")
     was_complete = job.status == JobStatus.COMPLETE
     accepted = duplicates = networks = 0
     for i, result in enumerate(results):
         where = f"results[{i}]"
         item = _find_item(session=session, job=job, item_id=result.get("item_id"), key=result.get("key"), where=where)
-        if item.status == WorkStatus.DONE:
-            duplicates += 1
+        if item.status == WorkStatus.DONE and item.lease_id == lease_id:
+            duplicates += 1  # a retried upload: its result is stored once
             continue
         if item.status != WorkStatus.LEASED or item.lease_id != lease_id:
             raise Conflict(f"{where}.item_id", f"work item {item.id} is not leased under this lease_id")
@@ -245,8 +262,11 @@ def upload_results(
         item.lease_expires_at = None
         item.updated_at = now
         accepted += 1
-    if provenance:
-        job.provenance = {**dict(provenance), **job.provenance}
+    if provenance and accepted:  # only results bring their provenance: nothing else grows the job
+        merged = {**dict(provenance), **job.provenance}
+        if len(json.dumps(merged)) > MAX_PROVENANCE_BYTES:
+            raise Invalid("provenance", f"the job's provenance would exceed {MAX_PROVENANCE_BYTES} bytes")
+        job.provenance = merged
     if overhead_us is not None and job.overhead_us is None:
         job.overhead_us = overhead_us
     session.flush()
@@ -254,6 +274,11 @@ def upload_results(
     if networks or (job.status == JobStatus.COMPLETE and not was_complete):
         refresh_job_accuracy(session=session, job=job, now=now)
     return accepted, duplicates
+
+
+def _lease_items(job: Job, lease_id: str) -> Any:
+    """The ids of ``job``'s items leased under ``lease_id`` (held, or done under it)."""
+    return select(WorkItem.id).where(WorkItem.job_id == job.id, WorkItem.lease_id == lease_id)
 
 
 def _network_row(*, job_id: int, item: WorkItem, stats: Mapping[str, Any]) -> NetworkMeasurement:

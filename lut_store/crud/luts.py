@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from searchspace import Entry, SpaceSpec
+from searchspace.fields import FieldError, check_stats
 
 from ..errors import Invalid, NotFound
 from ..formats import Table, TableRow
@@ -49,6 +50,10 @@ def import_table(*, session: Session, device: Device, table: Table, space: Space
     space = space or table.space
     seen: dict[str, str] = {}
     for row in table.rows:
+        try:  # the statistics a file carries pass the checks an upload's do (types, ranges, order)
+            check_stats({"median": row.latency_us, **row.stats}, f"entries[{row.key!r}].stats")
+        except FieldError as exc:
+            raise Invalid(exc.where, exc.message) from None
         if row.entry is not None:
             if row.entry.key in seen:
                 raise Invalid("entries", f"{row.key!r} and {seen[row.entry.key]!r} are the same entry {row.entry.key}")

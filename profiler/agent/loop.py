@@ -72,6 +72,7 @@ class Agent:
     def stop(self) -> None:
         """Finish the current pass, hand back the rest of the batch, upload, return (SIGTERM, Ctrl-C)."""
         self._stop.set()
+        self.sync.stopping.set()
         self.sync.wake.set()
 
     def abort(self) -> None:

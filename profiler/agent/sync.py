@@ -79,6 +79,9 @@ class ServerSync:
         self._client_factory = client_factory
         #: Set to stop at once: no more retries, no draining of the outbox.
         self.abort = threading.Event()
+        #: Set on a stop (SIGTERM, Ctrl-C): a call still gets one try, but no retry and no backoff sleep,
+        #: so an agent whose server is down stops within seconds; the outbox keeps its results.
+        self.stopping = threading.Event()
         #: Set when there is something to upload or a new lease to heartbeat.
         self.wake = threading.Event()
         #: Leases the server no longer knows (reclaimed by another agent): stop measuring them.
@@ -116,10 +119,11 @@ class ServerSync:
 
         return Retrying(
             stop=stop_after_delay(self.config.patience_s if patience is None else patience)
-            | stop_when_event_set(self.abort),
+            | stop_when_event_set(self.abort)
+            | stop_when_event_set(self.stopping),
             wait=wait_exponential_jitter(initial=0.2, max=5.0, jitter=0.2),
             retry=retry_if_exception(retryable),
-            sleep=lambda s: self.abort.wait(s),
+            sleep=lambda s: self.stopping.wait(s) or self.abort.wait(0),
             before_sleep=before_sleep,
             reraise=True,
         )

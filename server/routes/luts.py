@@ -62,6 +62,9 @@ def import_lut(body: LutImport, device: WritableDevice, session: WriteSessionDep
         table = read_table(body.content, body.format)
     except FormatError as exc:
         raise ApiError(422, ["body", "content"], str(exc)) from None
+    except (ValueError, TypeError, LookupError, AttributeError, ArithmeticError, RecursionError) as exc:
+        # a reader's own slip on a file it did not expect: still the file's fault, never a 500
+        raise ApiError(422, ["body", "content"], f"cannot read the file: {type(exc).__name__}: {exc}"[:500]) from None
     space = resolve_space(body.space, body.resolution) if body.space is not None else None
     job = crud.import_table(session=session, device=device, table=table, space=space)
     return job_public(session=session, job=job)

@@ -47,9 +47,12 @@ JsonDict = Annotated[dict[str, Any], AfterValidator(finite)]
 
 
 class Strict(BaseModel):
-    """Requests reject unknown fields, so a typo is an error, not a silent default."""
+    """Requests reject unknown fields, so a typo is an error, not a silent default.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict types: ``true`` is no number and ``"5"`` no float (JSON integers still pass as floats).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Problem(BaseModel):

@@ -73,7 +73,7 @@ class HeartbeatResponse(BaseModel):
 
 
 class _EntryStatsBase(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     @model_validator(mode="after")
     def _extras_finite(self) -> _EntryStatsBase:
