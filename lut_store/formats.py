@@ -32,6 +32,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -264,9 +265,23 @@ def _read_hwnasbench(doc: Mapping[Any, Any]) -> Table:
     return Table("hwnasbench", rows, provenance={"unit_of_source": "ms"})
 
 
+#: The ops of the ProxylessNAS / OFA grammar (:mod:`searchspace.keys`): a key that starts with one is
+#: refused when it does not parse, instead of being kept as a foreign row under a misspelt name.
+_OFA_OP_PREFIX = re.compile(r"^(expanded_conv|tbs|Conv_2|Conv_1|Conv|AvgPool2D|Logits|skip|zero)-")
+
+
 def ofa_entry(key: str) -> Entry | None:
-    """The hwlut entry of an OFA key (grammar: :mod:`searchspace.keys`), or ``None`` when it names none."""
-    return _entry_or_none(key)
+    """The hwlut entry of an OFA key (grammar: :mod:`searchspace.keys`), or ``None`` for a key of another op.
+
+    A key of one of the grammar's ops that does not parse (a field missing, 0 channels) is a
+    :class:`FormatError` naming the key and what is wrong.
+    """
+    try:
+        return parse_key(key)
+    except EntryKeyError as exc:
+        if _OFA_OP_PREFIX.match(key):
+            raise FormatError(f"entries[{key!r}]: {exc}") from None
+        return None
 
 
 def _read_cai(doc: Mapping[Any, Any], dialect: str) -> Table:

@@ -62,7 +62,9 @@ def test_ofa_keys() -> None:
     key = "expanded_conv-input:112x112x24-output:56x56x32-expand:144-kernel:5-stride:2-idskip:0-se:0-hs:0"
     assert ofa_entry(key) == Entry("mb3", 24, 32, 112, 112, 2, 5, 144)  # OFA's expand is the middle channels
     assert ofa_entry(key.replace("se:0", "se:1")) == Entry("mb3se", 24, 32, 112, 112, 2, 5, 144)
-    assert ofa_entry(key.replace("se:0", "se:2")) is None
+    with pytest.raises(FormatError, match="se and hs flags"):  # a key of the grammar's ops that does not parse
+        ofa_entry(key.replace("se:0", "se:2"))
+    assert ofa_entry("final_expand_layer-input:7x7x160-output:7x7x960") is None  # another op: a foreign row
     assert ofa_entry("Conv_2-input:1x1x1152-output:1x1x1536") == Entry("mix", 1152, 1536, 1, 1)
     # an hwlut entry written as OFA and read back is itself
     table = Table(
