@@ -115,3 +115,35 @@ def test_verdict_levels_and_reasons_in_words() -> None:
     quick = verdict(_summary(50, 50, quick=True))
     assert quick["level"] == "rough" and any("quick" in r for r in quick["reasons"])
     assert fifty["served"] == "raw"
+
+
+def _medians(space) -> dict[str, float]:
+    """A made-up LUT: each entry's latency grows with its kernel, expansion and size (skip: nearly free)."""
+    out = {}
+    for e in space.distinct_entries():
+        k, x = e.kernel, e.expansion
+        out[e.key] = 5.0 if e.op == "skip" else 10.0 + k * x * e.cout * e.h / 50.0
+    return out
+
+
+def test_stratified_draw_spans_the_lut_sum_range_reproducibly() -> None:
+    from searchspace import load_space
+    from searchspace.validation import lut_sum_range, stratified_archs, validation_archs
+
+    space = load_space("fbnet", resolution=32)
+    medians = _medians(space)
+    lo, hi = lut_sum_range(space, medians)
+
+    def total(arch: str) -> float:
+        return sum(medians[e.key] for e in space.entries_of(arch))
+
+    archs = stratified_archs(space, medians, 20, seed=4, strata=5, named=["fbnet-a"])
+    assert archs == stratified_archs(space, medians, 20, seed=4, strata=5, named=["fbnet-a"])
+    assert archs != stratified_archs(space, medians, 20, seed=5, strata=5, named=["fbnet-a"])
+    assert len(archs) == 21 == len(set(archs)) and archs[0] == space.decode("fbnet-a").encode()
+    sums = sorted(total(a) for a in archs[1:])
+    assert sums[0] - lo < 0.05 * (hi - lo) and hi - sums[-1] < 0.05 * (hi - lo)  # near the space's extremes
+    per_stratum = np.histogram(sums, bins=5, range=(lo, hi))[0]
+    assert per_stratum.min() >= 2, per_stratum
+    uniform = [total(a) for a in validation_archs(space, 20, seed=4)]
+    assert max(uniform) - min(uniform) < 0.5 * (sums[-1] - sums[0])  # what uniform draws miss
