@@ -10,9 +10,10 @@ A :class:`Calibration` corrects a raw LUT sum: ``slope * raw + intercept_us``.
 ``linear``    ``slope * raw + intercept``.
 
 Each fitted model is a least-squares fit of the *relative* error, shrunk
-toward "no correction" (slope 1, intercept 0) by a ridge penalty worth
-``shrink`` pseudo-networks, so a fit on few networks or on a narrow range
-stays near the raw sum. Every model is scored on out-of-fold predictions
+toward "no correction" (slope 1, intercept 0) by a ridge penalty that grows
+with the fit's residual noise (a Gaussian prior on the parameters, ``shrink``
+its weight), so a fit on few, noisy or narrow data stays near the raw sum
+while exact data are fitted exactly. Every model is scored on out-of-fold predictions
 (``k``-fold, seeded; leave-one-out up to 10 networks). A model is *eligible*
 only when its cross-validated MAPE is below the raw sum's and its shares
 within ±5% and ±10% are no lower; among the eligible ones (and ``none``) the
@@ -56,6 +57,8 @@ _COMPLEXITY = {"none": 0, "overhead": 0, "scale": 1, "offset": 1, "linear": 2}
 MIN_CV_NETWORKS = 5
 #: Raw sums spanning less than this relative range: the linear model is not tried (its slope is not identifiable).
 NARROW_RANGE = 0.10
+#: The prior spread of a correction's parameters (relative): a calibration rarely moves a sum by more than ~10%.
+PRIOR_SD = 0.10
 #: Folds of the cross-validation (leave-one-out below this many networks).
 MAX_FOLDS = 10
 
@@ -112,10 +115,18 @@ class Calibration:
 
 
 def _ridge(columns: list[np.ndarray], target: np.ndarray, prior: list[float], scale: list[float], shrink: float):
-    """Least squares of ``sum(c_j * p_j) ≈ target`` with a ridge penalty ``shrink * sum((p_j - prior_j) * s_j)²``."""
+    """Least squares of ``sum(c_j * p_j) ≈ target``, shrunk toward ``prior`` as much as the data are noisy.
+
+    The penalty ``lam * sum(((p_j - prior_j) * s_j) ** 2)`` has ``lam = shrink * s² / PRIOR_SD²``, ``s²`` the
+    residual variance of the plain fit (no residual degrees of freedom: taken as 1, a strong pull): exact
+    data are fitted exactly, few or noisy or narrow data stay near ``prior`` (a Gaussian prior of sd ``PRIOR_SD``).
+    """
     design = np.column_stack(columns)
     if shrink > 0:
-        root = math.sqrt(shrink)
+        plain, *_ = np.linalg.lstsq(design, target, rcond=None)
+        dof = design.shape[0] - design.shape[1]
+        s2 = float(np.sum((design @ plain - target) ** 2) / dof) if dof > 0 else 1.0
+        root = math.sqrt(shrink * s2) / PRIOR_SD
         design = np.vstack([design, root * np.diag(scale)])
         target = np.concatenate([target, root * np.asarray(prior) * np.asarray(scale)])
     params, *_ = np.linalg.lstsq(design, target, rcond=None)

@@ -62,7 +62,7 @@ def _bootstrap(data: tuple[np.ndarray, ...], statistic: Any, seed: int, paired: 
             data,
             statistic,
             paired=paired,
-            vectorized=False,
+            vectorized=True,
             n_resamples=999,
             confidence_level=0.95,
             method="percentile",
@@ -72,12 +72,19 @@ def _bootstrap(data: tuple[np.ndarray, ...], statistic: Any, seed: int, paired: 
     return (low, high) if math.isfinite(low) and math.isfinite(high) else None
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import spearmanr
+def _spearman(a: np.ndarray, b: np.ndarray, axis: int = -1) -> Any:
+    """Spearman's rho along ``axis`` (vectorised: Pearson's r of the ranks); nan for a constant side."""
+    from scipy.stats import rankdata
 
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return math.nan
-    return float(spearmanr(a, b).statistic)
+    ra, rb = rankdata(a, axis=axis), rankdata(b, axis=axis)
+    ra = ra - ra.mean(axis=axis, keepdims=True)
+    rb = rb - rb.mean(axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sum(ra * rb, axis=axis) / np.sqrt(np.sum(ra * ra, axis=axis) * np.sum(rb * rb, axis=axis))
+
+
+def _mean(x: np.ndarray, axis: int = -1) -> Any:
+    return np.mean(x, axis=axis)
 
 
 def figure_intervals(predicted: Sequence[float], measured: Sequence[float], *, seed: int = 0) -> dict[str, Any]:
@@ -94,9 +101,9 @@ def figure_intervals(predicted: Sequence[float], measured: Sequence[float], *, s
     for tol in (5, 10):
         k = int(np.sum(err <= tol + 1e-9))
         out[f"within_{tol}"] = {"share": k / n, "k": k, "n": n, "lower95": share_lower_bound(k, n)}
-    mape = _bootstrap((err,), np.mean, seed, paired=False)
+    mape = _bootstrap((err,), _mean, seed, paired=False)
     out["mape"] = {"value": float(np.mean(err)), "low": mape and mape[0], "high": mape and mape[1]}
-    rho = _spearman(p, m)
+    rho = float(_spearman(p, m))
     ci = _bootstrap((p, m), _spearman, seed, paired=True) if math.isfinite(rho) else None
     out["spearman"] = {"value": rho if math.isfinite(rho) else None, "low": ci and ci[0], "high": ci and ci[1]}
     return out
