@@ -21,6 +21,7 @@ from . import search as search_cmd
 from . import serve as serve_cmd
 from . import space as space_cmd
 from . import validate as validate_cmd
+from . import verify as verify_cmd
 
 app = typer.Typer(
     name="hwlut",
@@ -42,6 +43,7 @@ app.add_typer(lut_cmd.query_app, name="query")
 app.command("profile")(profile_cmd.profile)
 app.command("measure-arch")(measure_cmd.measure_arch)
 app.command("validate")(validate_cmd.validate)
+app.command("verify")(verify_cmd.verify)
 
 
 def main() -> None:

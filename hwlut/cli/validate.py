@@ -59,7 +59,6 @@ from .options import (
 
 __all__ = ["validate"]
 
-RUNTIMES = ("ort", "tflite")
 #: Options that only a measurement here uses (the device's agent measures with the job's settings).
 _HERE_ONLY = {
     "runtime": "--runtime",
@@ -145,7 +144,7 @@ def validate(
     from profiler.validate import RuntimeMismatch, replacing, validate_lut, write_calibration
     from searchspace.calibration import MODELS
 
-    from .profile import runtime_from_options
+    from .verify import lut_runtime
 
     err = Console(stderr=True)
     if lut is not None and (device is not None or _given(ctx, "server")):
@@ -204,16 +203,7 @@ def validate(
         assert lut is not None
         table = lut_file_option(lut, "--lut")
         label = str(lut)
-    lut_rt = table.provenance.get("runtime") or {}
-    name = runtime or lut_rt.get("runtime") or "ort"
-    if name not in RUNTIMES:
-        raise typer.BadParameter(f"unknown runtime {name!r}; known: {', '.join(RUNTIMES)}", param_hint="--runtime")
-    rt = runtime_from_options(
-        name,
-        threads or int(lut_rt.get("threads") or 1),
-        xnnpack=bool(lut_rt.get("xnnpack", True)),
-        optimization=str(lut_rt.get("optimization", "all")),
-    )
+    name, rt = lut_runtime(table, runtime, threads)
     cfg = protocol.config()
     space = table.space
     try:
