@@ -95,6 +95,8 @@ def measure_arch(
     rt = runtime_from_options(runtime, threads, xnnpack=xnnpack, optimization=optimization)
     cfg = protocol.config()
     sentinel, lut_ref = lut_sentinel(table) if table is not None else (None, None)
+    if lut_ref is None:  # the LUT recorded no sentinel reference: nothing to compare, the network is its own
+        sentinel = None
     try:
         with err.status(f"exporting and measuring {spec.name}-{spec.resolution} on {runtime}"):
             result = measure_network(spec, decoded, rt, cfg, lut=table, sentinel=sentinel)
