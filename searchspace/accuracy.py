@@ -44,6 +44,7 @@ from .calibration import (
     CALIBRATION_KINDS,
     MODELS,
     Calibration,
+    calibrated_prediction,
     choose_calibration,
     fit_calibration,
     nested_predictions,
@@ -171,22 +172,6 @@ def split_indices(n: int, seed: int, fit_share: float = 0.5) -> tuple[tuple[int,
     order = np.random.default_rng(seed).permutation(n)
     k = min(max(int(n * fit_share), 1), n - 1)
     return tuple(sorted(int(i) for i in order[:k])), tuple(sorted(int(i) for i in order[k:]))
-
-
-def calibrated_prediction(raw_us: float, record: Any) -> float | None:
-    """A LUT's calibrated prediction (µs) of a raw sum, from its ``provenance.calibration`` record.
-
-    The one reading of the record for every part that serves or uses it (the
-    server's ``calibrated_us``, the searcher): None when ``record`` is no
-    usable calibration or the prediction is not finite.
-    """
-    if not isinstance(record, Mapping) or "slope" not in record:
-        return None
-    try:
-        value = Calibration.from_dict(record).predict(raw_us)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def strata_figures(

@@ -40,6 +40,7 @@ __all__ = [
     "MODELS",
     "Calibration",
     "Selection",
+    "calibrated_prediction",
     "choose_calibration",
     "fit_calibration",
     "fold_assignment",
@@ -112,6 +113,22 @@ class Calibration:
             fit_seed=doc.get("fit_seed"),
             overhead_us=None if over is None else float(over),
         )
+
+
+def calibrated_prediction(raw_us: float, record: Any) -> float | None:
+    """A LUT's calibrated prediction (µs) of a raw sum, from its ``provenance.calibration`` record.
+
+    The one reading of the record for every part that serves or uses it (the
+    server's ``calibrated_us``, the searcher): None when ``record`` is no
+    usable calibration or the prediction is not finite.
+    """
+    if not isinstance(record, Mapping) or "slope" not in record:
+        return None
+    try:
+        value = Calibration.from_dict(record).predict(raw_us)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _ridge(columns: list[np.ndarray], target: np.ndarray, prior: list[float], scale: list[float], shrink: float):
