@@ -23,6 +23,8 @@ from typing import Any
 from searchspace import Entry, LatencyTable, parse_key
 from searchspace.accuracy import calibrated_prediction, error_pct
 
+from .artifacts import cache_or_default, load_artifact
+from .calm import wait_until_calm
 from .local import default_sentinel
 from .network import NetworkMeasurement, measure_network
 from .protocol import ProtocolConfig
@@ -93,6 +95,8 @@ def verify_search(
     *,
     which: str = "argmax",
     cache: Any = None,
+    calm_wait_s: float = 0.0,
+    calm_threshold: float = 0.05,
     measure: Any = measure_network,
 ) -> dict[str, Any]:
     """Measure the searched architecture end to end and compare it with what the LUT and the search promised.
@@ -102,7 +106,10 @@ def verify_search(
     ``error_pct`` / ``calibrated_error_pct``, ``sentinel`` (its key, now,
     at the LUT's build, ``drift``), ``drift_adjusted_us`` and its errors,
     ``target_us`` with ``target_error_pct`` and ``target_kept`` (within
-    ±:data:`TARGET_TOLERANCE_PCT`), and the measurement's record.
+    ±:data:`TARGET_TOLERANCE_PCT`), ``calm`` (the calm gate's record when
+    ``calm_wait_s`` > 0: the sentinel timed until steady within
+    ``calm_threshold``, at most that long, before measuring) and the
+    measurement's record.
     """
     lut_info = result.get("lut") if isinstance(result.get("lut"), Mapping) else {}
     searched_hash = lut_info.get("space_hash")
@@ -116,6 +123,14 @@ def verify_search(
     raw = table.network_latency(arch)  # MissingEntries before anything is exported
     calibrated = calibrated_prediction(raw, table.provenance.get("calibration"))
     sentinel, lut_ref = lut_sentinel(table)
+    calm = None
+    if calm_wait_s > 0:
+        cache = cache_or_default(cache)
+        probe = load_artifact(cache, sentinel, runtime)
+        try:
+            calm = wait_until_calm(probe, threshold=calm_threshold, max_wait_s=calm_wait_s).to_dict()
+        finally:
+            probe.close()
     m: NetworkMeasurement = measure(space, arch, runtime, config, cache=cache, sentinel=sentinel, lut=table)
     measured = m.measured_us
     now_ref = m.sentinel.get("reference_us")
@@ -147,6 +162,7 @@ def verify_search(
         "target_us": target,
         "target_error_pct": target_err,
         "target_kept": None if target_err is None else abs(target_err) <= TARGET_TOLERANCE_PCT,
+        "calm": calm,
         "search_predicted_us": (result.get(which) or {}).get("latency_us") if which == "argmax" else None,
         "measurement": m.to_dict(),
     }

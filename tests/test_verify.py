@@ -44,7 +44,7 @@ def test_verify_measures_a_32x32_searchs_choice_for_real(tmp_path: Path) -> None
     chosen = result["argmax"]["arch"]
     path = tmp_path / "run" / "search_result.json"
 
-    args = ["verify", "--result", str(path), "--lut", str(tmp_path / "lut.json"), "--json", *LOOSE]
+    args = ["verify", "--result", str(path), "--lut", str(tmp_path / "lut.json"), "--json", "--calm-wait", "1", *LOOSE]
     run = CliRunner().invoke(app, args)
     assert run.exit_code in (0, 3), run.output
     out = json.loads(run.stdout)
@@ -55,6 +55,7 @@ def test_verify_measures_a_32x32_searchs_choice_for_real(tmp_path: Path) -> None
     assert out["error_pct"] == pytest.approx(100 * (out["predicted_us"] / out["measured_us"] - 1))
     assert out["sentinel"]["key"] == lut_sentinel(table)[0].key and out["sentinel"]["now_us"] > 0
     assert out["target_us"] == pytest.approx(target_ms * 1000.0)
+    assert out["calm"]["rounds"] >= 1 and out["calm"]["threshold"] == 0.05  # the gate ran (bounded by 1 s)
     assert out["target_kept"] == (abs(out["target_error_pct"]) <= 5.0)
     assert run.exit_code == (0 if out["target_kept"] else 3)
 
@@ -63,3 +64,25 @@ def test_verify_measures_a_32x32_searchs_choice_for_real(tmp_path: Path) -> None
     bad.write_text(json.dumps(result))
     refused = CliRunner().invoke(app, ["verify", "--result", str(bad), "--lut", str(tmp_path / "lut.json")])
     assert refused.exit_code == 2 and "space hash" in refused.output
+
+
+class _Scripted:
+    """A sentinel whose timed runs return the scripted latencies in turn."""
+
+    def __init__(self, values: list[float]) -> None:
+        self.values, self.i = values, 0
+
+    def timed_run(self, clock) -> float:
+        self.i += 1
+        return self.values[(self.i - 1) % len(self.values)]
+
+
+def test_the_calm_gate_waits_for_a_steady_sentinel_and_is_bounded() -> None:
+    from profiler.calm import wait_until_calm
+
+    ticks = iter(range(10_000))
+    steady = wait_until_calm(_Scripted([100.0]), max_wait_s=50, now=lambda: float(next(ticks)))
+    assert steady.calm and steady.rounds == 5 and steady.spread == 0.0
+    # a sentinel whose rounds swing 100 -> 150 µs (one round of 5 runs each): never calm, stops at the bound
+    noisy = wait_until_calm(_Scripted([100.0] * 5 + [150.0] * 5), max_wait_s=20, now=lambda: float(next(ticks)))
+    assert not noisy.calm and noisy.spread > 0.05 and noisy.waited_s >= 20 and 10 <= noisy.rounds <= 21

@@ -8,7 +8,9 @@ against the LUT's raw sum and calibrated prediction, the same comparison
 adjusted for the machine's drift since the LUT was built (the sentinel now
 against its reference in the LUT), and, for a ``--target-latency`` search,
 whether the measured latency is within ±5% of the target (exit 3 when not,
-so a script can tell). ``--json`` prints one JSON object.
+so a script can tell). Before measuring, a calm gate times the sentinel
+until its recent medians agree within 5% (at most ``--calm-wait`` seconds,
+default 20; the wait is printed). ``--json`` prints one JSON object.
 """
 
 from __future__ import annotations
@@ -60,6 +62,10 @@ def verify(
     ),
     runtime: Annotated[str | None, typer.Option("--runtime", help="ort or tflite (default: the LUT's).")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="Runtime threads (default: the LUT's).")] = None,
+    calm_wait: Annotated[
+        float,
+        typer.Option("--calm-wait", min=0.0, help="Seconds the calm gate may wait for a steady sentinel (0: off)."),
+    ] = 20.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     protocol: ProtocolOptions = PROTOCOL_DEFAULTS,  # the six protocol options (see protocol_options)
 ) -> None:
@@ -78,7 +84,7 @@ def verify(
     name, rt = lut_runtime(table, runtime, threads)
     try:
         with err.status(f"exporting and measuring the searched network on {name}"):
-            out = verify_search(doc, table, rt, protocol.config(), which=which)
+            out = verify_search(doc, table, rt, protocol.config(), which=which, calm_wait_s=calm_wait)
     except (SearchMismatch, ArchitectureError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--result/--which") from None
     except MissingEntries as exc:
@@ -116,6 +122,14 @@ def _print(console: Console, out: dict[str, Any]) -> None:
         f"{rt.get('runtime_version')}, {rt.get('threads')} thread(s)"
     )
     say(f"  arch          {out['arch']}")
+    calm = out.get("calm")
+    if calm is not None:
+        state = "calm" if calm["calm"] else "[yellow]NOT calm[/] (measured anyway)"
+        spread = "n/a" if calm["spread"] is None else f"{calm['spread']:.1%}"
+        say(
+            f"  calm gate     {state} after {calm['waited_s']:.1f} s, {calm['rounds']} rounds: sentinel spread "
+            f"{spread} (threshold {calm['threshold']:.0%})"
+        )
     say(
         f"  measured      {_ms(out['measured_us'])} ms  (median of {stats['count']} runs, {stats['passes']} passes, "
         f"{m['sentinel'].get('passes_redone')} redone)"
