@@ -135,6 +135,13 @@ def verdict(accuracy: Mapping[str, Any] | None, noise: Mapping[str, Any] | None 
     """
     if not accuracy or not isinstance(accuracy.get("raw"), Mapping):
         return {"level": "not validated", "reasons": ["no validation against whole networks"], "served": None}
+    try:
+        return _verdict(accuracy, noise)
+    except (KeyError, TypeError, ValueError) as exc:  # a report written by hand or by another version
+        return {"level": "rough", "reasons": [f"the report's figures cannot be read ({exc!r})"], "served": None}
+
+
+def _verdict(accuracy: Mapping[str, Any], noise: Mapping[str, Any] | None) -> dict[str, Any]:
     n = int(accuracy.get("networks") or accuracy["raw"].get("n") or 0)
     if n < MIN_NETWORKS:
         return {
@@ -151,6 +158,7 @@ def verdict(accuracy: Mapping[str, Any] | None, noise: Mapping[str, Any] | None 
         reasons.append("the report has no intervals (validated before they were computed): validate again")
     else:
         w10, w5 = ints["within_10"], ints["within_5"]
+        float(w10["lower95"]) + float(w5["lower95"]) + int(w10["k"])  # readable, or the report is refused below
         label = "calibrated" if served == "calibrated" else "raw LUT sums"
         if w10["lower95"] < TRUSTED_SHARE:
             level = "rough"
