@@ -331,7 +331,7 @@ def test_validate_against_a_real_server_fetches_validates_and_uploads(
         with HwlutClient(url, token=token) as client:
             (tmp_path / "served.json").write_text(client.lut_text("box"))
         shown = CliRunner().invoke(app, ["lut", "show", str(tmp_path / "served.json")], env={"COLUMNS": "200"})
-        assert shown.exit_code == 0 and "calibration linear: 1.0500 x sum +80.0 µs" in shown.stdout
+        assert shown.exit_code == 0 and "serves linear: 1.0500 x sum +80.0 µs" in shown.stdout
 
         as_json = CliRunner().invoke(app, [*base, "--token", token, "--json"])
         assert as_json.exit_code == 0, as_json.output
