@@ -236,7 +236,7 @@ class Selection:
     seed: int
     shrink: float
     oof_us: dict[str, tuple[float, ...]]
-    scores: dict[str, dict[str, float]]
+    scores: dict[str, dict[str, float | None]]
     tried: tuple[str, ...]
 
     @property
@@ -260,11 +260,11 @@ class Selection:
         }
 
 
-def _score(pred: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+def _score(pred: np.ndarray, measured: np.ndarray) -> dict[str, float | None]:
     err = np.abs(100.0 * (pred / measured - 1.0))
     return {
         "mape": float(np.mean(err)),
-        "se": float(np.std(err, ddof=1) / math.sqrt(err.size)) if err.size > 1 else math.inf,
+        "se": float(np.std(err, ddof=1) / math.sqrt(err.size)) if err.size > 1 else None,
         "within_5": float(np.mean(err <= 5.0 + 1e-9)),
         "within_10": float(np.mean(err <= 10.0 + 1e-9)),
     }
@@ -318,7 +318,7 @@ def choose_calibration(
         )
     ]
     best = min(eligible, key=lambda k: scores[k]["mape"])
-    bar = scores[best]["mape"] + (scores[best]["se"] if math.isfinite(scores[best]["se"]) else 0.0)
+    bar = scores[best]["mape"] + (scores[best]["se"] or 0.0)
     chosen = min((k for k in eligible if scores[k]["mape"] <= bar), key=lambda k: (_COMPLEXITY[k], scores[k]["mape"]))
     if chosen == "none":
         if why_not:

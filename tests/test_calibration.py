@@ -147,3 +147,11 @@ def test_stratified_draw_spans_the_lut_sum_range_reproducibly() -> None:
     assert per_stratum.min() >= 2, per_stratum
     uniform = [total(a) for a in validation_archs(space, 20, seed=4)]
     assert max(uniform) - min(uniform) < 0.5 * (sums[-1] - sums[0])  # what uniform draws miss
+
+
+def test_a_report_of_one_network_is_json_without_infinities() -> None:
+    import json
+
+    report = accuracy_report([NetworkRow("a", 1000.0, 900.0, 26)], overhead_us=1.0)
+    text = json.dumps(report.to_dict(), allow_nan=False)  # what PostgreSQL's json type accepts
+    assert report.chosen == "none" and "Infinity" not in text
