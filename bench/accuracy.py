@@ -62,7 +62,6 @@ from profiler.runtimes import CACHE_MODES, make_runtime
 from profiler.validate import lut_medians, measure_interleaved, prefetch_networks, validation_archs
 from searchspace import LatencyTable, load_space
 from searchspace.accuracy import NetworkRow, accuracy_report
-from searchspace.intervals import verdict
 from searchspace.validation import lut_sum_range, stratified_archs
 
 
@@ -154,6 +153,7 @@ def main() -> None:
             _separate(args, space, named, entries, name, rt_modes, cfg, cache, lut_dir, flush) if args.separate else {}
         )
         out["runtimes"][name] = {"runtime": plain.settings(), "modes": {}}
+        noise: dict[str, dict[str, Any]] = {}
         for mode in rt_modes:
             if not args.separate:
                 entry_rt = make_runtime(name, threads=args.threads, cache_mode=mode, cache_flush_bytes=flush)
@@ -165,6 +165,11 @@ def main() -> None:
                 except KeyError:  # only the entries the networks use were measured (--needed-only)
                     range_us = None
                 runs[mode] = (list(run.rows), run.overhead_us, time.perf_counter() - t0, range_us, None)
+                noise[mode] = {
+                    "passes": run.batch.passes,
+                    "passes_redone": run.batch.passes_redone,
+                    "sentinel_max_abs_drift": max((abs(d) for d in run.batch.drifts), default=0.0),
+                }
                 print(
                     f"  {name} {mode}: {len(run.rows)} networks and their entries in one interleaved batch, "
                     f"{runs[mode][2]:.0f} s, {run.batch.passes_redone} passes redone, sentinel drift up to "
@@ -174,7 +179,8 @@ def main() -> None:
             rows, overhead_us, build_s, range_us, table = runs[mode]
             kind = None if args.calibration == "none" else args.calibration
             report = accuracy_report(rows, overhead_us=overhead_us, kind=kind, split_seed=args.seed,
-                                     range_us=range_us, strata=args.strata, meta={"draw": args.draw})  # fmt: skip
+                                     range_us=range_us, strata=args.strata,
+                                     meta={"draw": args.draw, "noise": noise.get(mode)})  # fmt: skip
             _print_report(name, mode, report, overhead_us, named, space)
             if args.plot_dir is not None:
                 plot_report(report, args.plot_dir / f"accuracy-{args.resolution}-{name}-{mode}.png")
@@ -266,8 +272,7 @@ def _print_report(name: str, mode: str, report: Any, overhead_us: float | None, 
                   f"calibrated (out of fold) {cal_s}")  # fmt: skip
     if report.calibrated is not None and "calibrated" in report.intervals:
         print("    goals: " + ", ".join(f"{g} {'PASS' if ok(report) else 'FAIL'}" for g, ok in GOALS))
-    v = verdict(report.summary())
-    print(f"    verdict: {v['level']} — " + "; ".join(v["reasons"]), flush=True)
+    print(flush=True)
 
 
 def _verify_searches(args: Any, table: LatencyTable, runtime: Any, cfg: ProtocolConfig, cache: Any) -> list[dict]:
