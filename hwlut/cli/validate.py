@@ -169,7 +169,7 @@ def validate(
         if flags:
             raise typer.BadParameter(
                 f"{flags}: only a measurement here uses this (--lut, or --here); the device's agent measures "
-                "with the job's runtime and protocol, and the server fits a linear calibration",
+                "with the job's runtime and protocol, and the server chooses the calibration by cross-validation",
                 param_hint=flags,
             )
         assert server is not None
