@@ -155,7 +155,7 @@ def main() -> None:
             )
             print(f"      raw LUT sum:      {_fig(rep.raw)}")
             print(f"      sum-(n-1)*overhd: {_fig(rep.overhead)}")
-            print(f"      calibrated (held-out): {_fig(rep.calibrated)}", flush=True)
+            print(f"      calibrated (out of fold): {_fig(rep.calibrated)}", flush=True)
             out[name].append({**{k: v for k, v in res.items() if k != "report"}, "report": rep.to_dict()})
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))

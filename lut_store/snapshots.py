@@ -72,13 +72,15 @@ def _accuracy_provenance(accuracy: Mapping[str, Any] | None) -> dict[str, Any]:
     if not accuracy:
         return {}
     report = accuracy.get("report") or {}
-    summary = {k: report.get(k) for k in ("networks", "raw", "raw_held_out", "overhead", "calibrated", "calibration")}
+    keys = ("networks", "raw", "raw_held_out", "overhead", "calibrated", "calibration", "chosen", "choice", "nested")
+    summary = {k: report.get(k) for k in (*keys, "intervals", "strata", "quick")}
     out: dict[str, Any] = {
         "accuracy": {
             **summary,
             "held_out": report.get("held_out"),
             "plan": accuracy.get("plan") or {},
             "measured_at": accuracy.get("finished_at"),
+            "noise": (report.get("meta") or {}).get("noise"),
         },
     }
     if isinstance(report.get("calibration"), dict):

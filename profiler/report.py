@@ -25,6 +25,7 @@ import statistics
 from typing import Any
 
 from searchspace import LatencyTable
+from searchspace.intervals import verdict
 
 __all__ = ["fixed_rows", "layer_grid", "lut_summary"]
 
@@ -119,7 +120,9 @@ def lut_summary(table: LatencyTable) -> dict[str, Any]:
     ``cache_eviction_share`` (a ``cold``/``l2`` cache mode's reads before
     timed runs; None otherwise), ``accuracy`` and ``calibration`` (the
     ``provenance.accuracy`` figures and ``provenance.calibration`` record that
-    ``hwlut validate --write-calibration`` stores; None when absent).
+    ``hwlut validate --write-calibration`` stores; None when absent),
+    ``verdict`` (trusted / rough / not validated, with reasons:
+    :func:`searchspace.intervals.verdict` of the accuracy and the LUT's noise).
     """
     prov = table.provenance or {}
     space = table.space
@@ -138,6 +141,12 @@ def lut_summary(table: LatencyTable) -> dict[str, Any]:
     share = inference_s / wall if inference_s is not None and wall else prov.get("inference_share")
     evicting = [s["cache_eviction_s"] for s in sessions if isinstance(s.get("cache_eviction_s"), (int, float))]
     eviction_s = math.fsum(evicting) if evicting else None
+    accuracy = prov.get("accuracy") if isinstance(prov.get("accuracy"), dict) else None
+    noise = {
+        "passes": prov.get("passes"),
+        "passes_redone": prov.get("passes_redone", sentinel.get("passes_redone")),
+        "sentinel_max_abs_drift": sentinel.get("max_abs_drift"),
+    }
     return {
         "space": {"name": space.name, "resolution": space.resolution, "hash": space.spec_hash},
         "complete": table.complete,
@@ -171,6 +180,7 @@ def lut_summary(table: LatencyTable) -> dict[str, Any]:
         "inference_share": share,
         "cache_eviction_s": eviction_s,
         "cache_eviction_share": eviction_s / wall if eviction_s is not None and wall else None,
-        "accuracy": prov.get("accuracy") if isinstance(prov.get("accuracy"), dict) else None,
+        "accuracy": accuracy,
         "calibration": prov.get("calibration") if isinstance(prov.get("calibration"), dict) else None,
+        "verdict": verdict(accuracy, noise),
     }

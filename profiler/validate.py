@@ -3,14 +3,17 @@
 :func:`validation_archs` (:mod:`searchspace.validation`, re-exported here:
 the server draws a job's validation networks with it too) draws the
 validation networks: the named ones first, then ``n`` distinct architectures
-sampled from the LUT's space with a recorded seed. :func:`validate_lut` measures them in one interleaved batch
+sampled from the LUT's space with a recorded seed — by default stratified over
+the LUT-sum range (:func:`searchspace.validation.stratified_archs`), where a
+search goes. :func:`validate_lut` measures them in one interleaved batch
 (:func:`profiler.network.measure_networks`; the networks always run warm,
 as a deployed network does, whatever cache mode the LUT was measured in) and
 computes the :class:`searchspace.accuracy.AccuracyReport`: raw LUT sums,
-overhead-corrected sums and a calibration fitted on half of the networks,
-reported on the other half. :func:`write_calibration` stores the calibration
-and the figures in the LUT file (``provenance.calibration`` and
-``provenance.accuracy``), where the searcher finds them.
+overhead-corrected sums and the calibration cross-validation chose, every
+calibrated figure out of fold, with intervals and figures per stratum.
+:func:`write_calibration` stores the calibration and the figures in the LUT
+file (``provenance.calibration`` and ``provenance.accuracy``), where the
+searcher finds them; :func:`replacing` says what that would replace.
 
 Nothing here needs the server: ``hwlut validate --here`` fetches a server's
 LUT, calls :func:`validate_lut` and uploads :meth:`ValidationResult.to_dict`.
@@ -30,7 +33,13 @@ from typing import Any
 from searchspace import LatencyTable, SpaceSpec
 from searchspace.accuracy import AccuracyReport, Calibration, Figures, NetworkRow, accuracy_report
 from searchspace.provenance import mismatches
-from searchspace.validation import DEFAULT_NETWORKS, validation_archs
+from searchspace.validation import (
+    DEFAULT_NETWORKS,
+    DEFAULT_STRATA,
+    lut_sum_range,
+    stratified_archs,
+    validation_archs,
+)
 
 from .artifacts import cache_or_default, load_artifact, prefetch_artifacts
 from .export import network_target
@@ -47,8 +56,10 @@ __all__ = [
     "RuntimeMismatch",
     "ValidationResult",
     "check_runtime",
+    "lut_medians",
     "measure_interleaved",
     "prefetch_networks",
+    "replacing",
     "report_from_dict",
     "validate_lut",
     "validation_archs",
@@ -91,11 +102,19 @@ class ValidationResult:
     lut_cache_mode: str
     runtime: dict[str, Any]
     finished_at: str = field(default_factory=now_iso)
+    draw: str = "uniform"
+    strata: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: the plan (seed, n, named), the report (rows, figures, calibration) and the network stats."""
+        """JSON-ready: the plan (seed, n, named, draw), the report and the network stats."""
         return {
-            "plan": {"seed": self.seed, "n": self.n, "named": list(self.named)},
+            "plan": {
+                "seed": self.seed,
+                "n": self.n,
+                "named": list(self.named),
+                "draw": self.draw,
+                "strata": self.strata,
+            },
             "lut_cache_mode": self.lut_cache_mode,
             "runtime": self.runtime,
             "finished_at": self.finished_at,
@@ -115,26 +134,41 @@ def validate_lut(
     n: int = DEFAULT_NETWORKS,
     seed: int = 0,
     archs: Sequence[str] = (),
-    calibration: str | None = "linear",
-    fit_share: float = 0.5,
+    calibration: str | None = "auto",
+    draw: str = "stratified",
+    strata: int = DEFAULT_STRATA,
+    quick: bool = False,
     cache: Any = None,
     check: bool = True,
     measure: Callable[..., list[NetworkMeasurement]] = measure_networks,
 ) -> ValidationResult:
-    """Measure ``archs`` plus ``n`` seeded random networks of the LUT's space end to end and report accuracy.
+    """Measure ``archs`` plus ``n`` seeded networks of the LUT's space end to end and report accuracy.
 
     ``runtime`` runs the networks (warm; a cold-cache wrapper is unwrapped);
-    with ``check`` its settings must be those the LUT was measured with. The
-    calibration ``kind`` (None: none) is fitted on a ``seed``-split
-    ``fit_share`` of the networks and reported on the rest. Raises
-    :class:`searchspace.MissingEntries` before measuring anything when the
-    LUT lacks an entry of a network.
+    with ``check`` its settings must be those the LUT was measured with.
+    ``draw`` ``stratified`` spreads the networks over the LUT-sum range in
+    ``strata`` bins (``uniform``: uniformly random architectures, which span
+    a narrow band). ``calibration``: ``auto`` (cross-validation chooses), a
+    model name (it or none) or None. ``quick`` marks the report as a quick
+    look (the verdict says so). Raises :class:`searchspace.MissingEntries`
+    before measuring anything when the LUT lacks an entry of a network.
     """
     plain = warm_runtime(runtime)  # networks always run warm
     if check:
         check_runtime(table, plain)
+    if draw not in ("stratified", "uniform"):
+        raise ValueError(f"draw: unknown {draw!r}; known: stratified, uniform")
     space = table.space
-    chosen = validation_archs(space, n, seed, archs)
+    medians = lut_medians(table)
+    try:
+        range_us: tuple[float, float] | None = lut_sum_range(space, medians)
+    except KeyError:  # an incomplete LUT: no range to stratify over
+        range_us = None
+    if draw == "stratified" and range_us is not None:
+        chosen = stratified_archs(space, medians, n, seed, strata=strata, named=archs)
+    else:
+        draw = "uniform"
+        chosen = validation_archs(space, n, seed, archs)
     if not chosen:
         raise ValueError("validate: no networks (n=0 and no named architecture)")
     for arch in chosen:  # every gap is found before anything is exported
@@ -146,16 +180,26 @@ def validate_lut(
         NetworkRow(arch=m.arch, measured_us=m.measured_us, raw_us=float(m.predicted_us), entries=m.entries)
         for m in measured
     ]
+    noise = {
+        "passes": max((int(m.sentinel.get("passes") or 0) for m in measured), default=0),
+        "passes_redone": max((int(m.sentinel.get("passes_redone") or 0) for m in measured), default=0),
+        "sentinel_max_abs_drift": max((float(m.sentinel.get("max_abs_drift") or 0) for m in measured), default=0.0),
+    }
     report = accuracy_report(
         rows,
         overhead_us=table.overhead_us,
         kind=calibration,
         split_seed=seed,
-        fit_share=fit_share,
+        range_us=range_us,
+        strata=strata,
         meta={
             "space": space.name,
             "resolution": space.resolution,
             "lut_cache_mode": cache_mode_of(table.provenance.get("runtime")),
+            "draw": draw,
+            "range_us": list(range_us) if range_us else None,
+            "quick": quick,
+            "noise": noise,
         },
     )
     return ValidationResult(
@@ -166,7 +210,14 @@ def validate_lut(
         named=tuple(archs),
         lut_cache_mode=cache_mode_of(table.provenance.get("runtime")),
         runtime=plain.settings(),
+        draw=draw,
+        strata=strata if draw == "stratified" else None,
     )
+
+
+def lut_medians(table: LatencyTable) -> dict[str, float]:
+    """Entry key -> median latency (µs) of every entry the LUT has."""
+    return {key: float(stats["median"]) for key, stats in table.entries.items() if "median" in stats}
 
 
 @dataclass(frozen=True)
@@ -236,27 +287,73 @@ def prefetch_networks(space: SpaceSpec, archs: Sequence[str], fmt: str, cache: A
     return cache
 
 
-def write_calibration(table: LatencyTable, result: ValidationResult, path: str | Path | None = None) -> LatencyTable:
-    """Store the fitted calibration (``provenance.calibration``) and the figures (``provenance.accuracy``).
+def _said(prov: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The file's calibration and accuracy report in a few words (None where it has none)."""
+    cal, acc = prov.get("calibration"), prov.get("accuracy")
+    cal_s = acc_s = None
+    if isinstance(cal, Mapping) and "slope" in cal:
+        cal_s = (
+            f"calibration {cal.get('kind', 'linear')} {float(cal['slope']):.4f} x sum "
+            f"{float(cal.get('intercept_us', 0.0)):+.1f} µs (fitted on {len(cal.get('fitted_on') or [])} networks"
+            + (f", {cal['fitted_at']}" if cal.get("fitted_at") else "")
+            + ")"
+        )
+    if isinstance(acc, Mapping):
+        acc_s = f"accuracy report of {acc.get('networks')} networks" + (
+            f" measured {acc['measured_at']}" if acc.get("measured_at") else ""
+        )
+    return cal_s, acc_s
 
-    Writes the file at ``path`` when given. A validation without a fitted
-    calibration (too few networks) stores the figures and drops any old
-    calibration, which no longer has evidence behind it.
+
+def replacing(table: LatencyTable, result: ValidationResult) -> tuple[list[str], list[str]]:
+    """What :func:`write_calibration` would replace in ``table``: ``(said, losses)``, both in words.
+
+    ``said`` names each record replaced or removed; ``losses`` the ones that
+    would lose evidence (a report of more networks replaced by one of fewer,
+    a calibration removed because cross-validation chose none): a caller
+    writes those only when the user asked for it.
+    """
+    cal_s, acc_s = _said(table.provenance)
+    report = result.report
+    said, losses = [], []
+    if cal_s:
+        if report.calibration is None:
+            said.append(
+                f"removed {cal_s}: cross-validation chose the raw sum ({(report.selection or {}).get('reason')})"
+            )
+            losses.append(f"the {cal_s} would be removed")
+        else:
+            said.append(f"replaced {cal_s}")
+    if acc_s:
+        said.append(f"replaced {acc_s}")
+        old_n = (table.provenance.get("accuracy") or {}).get("networks")
+        if isinstance(old_n, int) and old_n > len(report.rows):
+            losses.append(f"the {acc_s} would be replaced by one of {len(report.rows)} networks")
+    return said, losses
+
+
+def write_calibration(table: LatencyTable, result: ValidationResult, path: str | Path | None = None) -> LatencyTable:
+    """Store the served calibration (``provenance.calibration``) and the figures (``provenance.accuracy``).
+
+    Writes the file at ``path`` when given. When cross-validation chose no
+    calibration (``none``), any old calibration is removed: the new evidence
+    says it does not beat the raw sum (:func:`replacing` says so first).
     """
     report = result.report
     prov = dict(table.provenance)
     if report.calibration is not None:
         prov["calibration"] = {
             **report.calibration.to_dict(),
-            "held_out": [report.rows[i].arch for i in report.held_out_indices],
+            "chosen_by": (report.selection or {}).get("method"),
             "fitted_at": result.finished_at,
         }
     else:
         prov.pop("calibration", None)
     prov["accuracy"] = {
         **report.summary(),
-        "plan": {"seed": result.seed, "n": result.n, "named": list(result.named)},
+        "plan": result.to_dict()["plan"],
         "measured_at": result.finished_at,
+        "noise": report.meta.get("noise"),
     }
     table.provenance = prov
     if path is not None:
@@ -292,4 +389,8 @@ def report_from_dict(doc: Mapping[str, Any]) -> AccuracyReport:
         held_out_indices=tuple(int(i) for i in split.get("held_out", ())),
         split_seed=split.get("seed"),
         meta=dict(doc.get("meta") or {}),
+        selection=doc.get("selection"),
+        nested=figures_of(doc.get("nested")),
+        intervals=dict(doc.get("intervals") or {}),
+        strata=doc.get("strata"),
     )

@@ -1,34 +1,34 @@
-"""How well a LUT's sums predict whole networks: rows, figures, calibration. Pure maths (numpy, scipy).
+"""How well a LUT's sums predict whole networks: rows, figures, the report. Pure maths (numpy, scipy).
 
 Inputs are :class:`NetworkRow` records (one validation network: its measured
 end-to-end latency, the raw LUT sum, the number of entries summed); nothing
-here measures or exports. Three predictions are compared with the measured
-latency:
+here measures or exports. Predictions compared with the measured latency:
 
 ``raw``
     the LUT sum, as the searcher uses it;
 ``overhead``
-    calibration (a): the sum less the runtime's fixed per-invocation overhead
-    that the sum pays once per entry and a whole network once:
+    the sum less the runtime's fixed per-invocation overhead that the sum
+    pays once per entry and a whole network once:
     ``raw - (n_entries - 1) * overhead_us`` (needs no fitting);
 ``calibrated``
-    calibration (b): a :class:`Calibration` fitted on one half of the networks
-    (a seeded split, :func:`split_indices`) and evaluated **only** on the other
-    half. :func:`accuracy_report` is the one way to get calibrated figures;
-    an :class:`AccuracyReport` holds the fitting and the held-out indices,
-    refuses to exist when they overlap or the calibration names a held-out
-    network, and a fitting row carries no calibrated prediction at all.
+    the calibration that seeded k-fold cross-validation chose among none,
+    overhead, scale, offset and linear (:mod:`searchspace.calibration`),
+    reported **out of fold** for every network: each network's calibrated
+    prediction comes from a fit that never saw it. When no model beats the
+    raw sum out of fold, ``none`` wins, no calibration is served and the
+    calibrated figures are the raw ones. ``nested`` repeats the choice
+    inside each fold too (figures that include the choice's own luck).
 
-Figures (:class:`Figures`): share within ±5% and ±10%, mean absolute
-percentage error (MAPE), root-mean-square percentage error (RMSPE), the mean
+Figures (:class:`Figures`): share within ±5% and ±10%, MAPE, RMSPE, the mean
 signed error (bias; positive: the LUT over-predicts), the largest absolute
-error, Spearman's and Kendall's rank correlations (:mod:`scipy.stats`).
+error, Spearman's and Kendall's rank correlations (:mod:`scipy.stats`); the
+report adds their intervals (:mod:`searchspace.intervals`) and, given the
+space's LUT-sum range, the figures per stratum of that range.
 Errors are ``100 * (predicted / measured - 1)`` percent.
 
-A fitted :class:`Calibration` serialises to the record that a LUT file carries
-as ``provenance.calibration`` (``{"kind", "slope", "intercept_us",
-"fitted_on", ...}``); the searcher's ``calibrated_latency`` reads ``slope``
-and ``intercept_us`` from it: ``slope * raw + intercept_us``.
+The served :class:`Calibration` serialises to the record that a LUT file
+carries as ``provenance.calibration``; the searcher's ``calibrated_latency``
+reads ``slope`` and ``intercept_us`` from it: ``slope * raw + intercept_us``.
 """
 
 from __future__ import annotations
@@ -40,8 +40,21 @@ from typing import Any
 
 import numpy as np
 
+from .calibration import (
+    CALIBRATION_KINDS,
+    MODELS,
+    Calibration,
+    calibrated_prediction,
+    choose_calibration,
+    fit_calibration,
+    nested_predictions,
+    serve,
+)
+from .intervals import figure_intervals
+
 __all__ = [
     "CALIBRATION_KINDS",
+    "MODELS",
     "AccuracyReport",
     "Calibration",
     "Figures",
@@ -53,13 +66,8 @@ __all__ = [
     "fit_calibration",
     "overhead_prediction",
     "split_indices",
+    "strata_figures",
 ]
-
-#: ``linear``: ``slope * raw + intercept``; ``scale``: ``slope * raw``; ``offset``: ``raw + intercept``.
-CALIBRATION_KINDS = ("linear", "scale", "offset")
-
-#: The fewest networks each kind needs to be fitted on.
-_MIN_FIT = {"linear": 2, "scale": 1, "offset": 1}
 
 
 def error_pct(predicted: float, measured: float) -> float:
@@ -152,93 +160,6 @@ def figures(predicted: Sequence[float], measured: Sequence[float]) -> Figures:
     )
 
 
-@dataclass(frozen=True)
-class Calibration:
-    """A correction of raw LUT sums: ``slope * raw + intercept_us``, fitted on the networks ``fitted_on``."""
-
-    kind: str
-    slope: float
-    intercept_us: float
-    fitted_on: tuple[str, ...]
-    fit_seed: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in CALIBRATION_KINDS:
-            raise ValueError(f"calibration kind: unknown {self.kind!r}; known: {', '.join(CALIBRATION_KINDS)}")
-        if not (math.isfinite(self.slope) and math.isfinite(self.intercept_us)):
-            raise ValueError("calibration: slope and intercept must be finite")
-
-    def predict(self, raw_us: float) -> float:
-        """The calibrated prediction (µs) for a raw LUT sum."""
-        return self.slope * raw_us + self.intercept_us
-
-    def to_dict(self) -> dict[str, Any]:
-        """The LUT file's ``provenance.calibration`` record (the searcher reads ``slope`` and ``intercept_us``)."""
-        return {
-            "kind": self.kind,
-            "slope": self.slope,
-            "intercept_us": self.intercept_us,
-            "unit": "us",
-            "fitted_on": list(self.fitted_on),
-            "fit_seed": self.fit_seed,
-        }
-
-    @classmethod
-    def from_dict(cls, doc: Mapping[str, Any]) -> Calibration:
-        """Read a ``provenance.calibration`` record (``kind`` defaults to ``linear``)."""
-        return cls(
-            kind=str(doc.get("kind", "linear")),
-            slope=float(doc["slope"]),
-            intercept_us=float(doc.get("intercept_us", 0.0)),
-            fitted_on=tuple(str(a) for a in doc.get("fitted_on", ())),
-            fit_seed=doc.get("fit_seed"),
-        )
-
-
-def calibrated_prediction(raw_us: float, record: Any) -> float | None:
-    """A LUT's calibrated prediction (µs) of a raw sum, from its ``provenance.calibration`` record.
-
-    The one reading of the record for every part that serves or uses it (the
-    server's ``calibrated_us``, the searcher): None when ``record`` is no
-    usable calibration or the prediction is not finite.
-    """
-    if not isinstance(record, Mapping) or "slope" not in record:
-        return None
-    try:
-        value = Calibration.from_dict(record).predict(raw_us)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def fit_calibration(rows: Sequence[NetworkRow], kind: str = "linear", *, fit_seed: int | None = None) -> Calibration:
-    """Fit ``kind`` on ``rows`` by least squares on the *relative* error (what MAPE and RMSPE count).
-
-    Minimises ``sum(((slope * raw + intercept) / measured - 1) ** 2)`` over the
-    free parameters of ``kind`` (``scale`` fixes the intercept at 0,
-    ``offset`` the slope at 1).
-    """
-    if kind not in CALIBRATION_KINDS:
-        raise ValueError(f"calibration kind: unknown {kind!r}; known: {', '.join(CALIBRATION_KINDS)}")
-    if len(rows) < _MIN_FIT[kind]:
-        raise ValueError(f"calibration {kind!r} needs at least {_MIN_FIT[kind]} networks to fit, got {len(rows)}")
-    raw = np.array([r.raw_us for r in rows], dtype=float)
-    inv = 1.0 / np.array([r.measured_us for r in rows], dtype=float)
-    x = raw * inv  # raw / measured
-    if kind == "scale":
-        slope, intercept = float(np.sum(x) / np.sum(x * x)), 0.0
-    elif kind == "offset":
-        slope, intercept = 1.0, float(np.sum((1.0 - x) * inv) / np.sum(inv * inv))
-    else:
-        design = np.column_stack([x, inv])
-        if np.linalg.matrix_rank(design) < 2:  # every network equally long: no slope to fit
-            slope, intercept = float(np.sum(x) / np.sum(x * x)), 0.0
-        else:
-            (slope, intercept), *_ = np.linalg.lstsq(design, np.ones_like(x), rcond=None)
-            slope, intercept = float(slope), float(intercept)
-    return Calibration(kind, slope, intercept, tuple(r.arch for r in rows), fit_seed)
-
-
 def split_indices(n: int, seed: int, fit_share: float = 0.5) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """A seeded split of ``range(n)`` into (fitting, held-out) indices, both sorted, disjoint, both non-empty.
 
@@ -253,13 +174,50 @@ def split_indices(n: int, seed: int, fit_share: float = 0.5) -> tuple[tuple[int,
     return tuple(sorted(int(i) for i in order[:k])), tuple(sorted(int(i) for i in order[k:]))
 
 
+def strata_figures(
+    rows: Sequence[NetworkRow], predicted: Sequence[float], lo_us: float, hi_us: float, strata: int
+) -> list[dict[str, Any]]:
+    """Figures per stratum of the LUT-sum range ``[lo_us, hi_us]`` cut in ``strata`` equal bins (by raw sum).
+
+    Each: ``{"index", "lo_us", "hi_us", "n", "raw", "calibrated"}`` (figures null for an empty stratum).
+    """
+    edges = np.linspace(lo_us, hi_us, strata + 1)
+    out = []
+    for i in range(strata):
+        last = i == strata - 1
+        idx = [
+            j
+            for j, r in enumerate(rows)
+            if edges[i] <= r.raw_us < edges[i + 1]
+            or (last and r.raw_us >= edges[i + 1])
+            or (i == 0 and r.raw_us < lo_us)
+        ]
+        measured = [rows[j].measured_us for j in idx]
+        out.append(
+            {
+                "index": i,
+                "lo_us": float(edges[i]),
+                "hi_us": float(edges[i + 1]),
+                "n": len(idx),
+                "raw": figures([rows[j].raw_us for j in idx], measured).to_dict() if idx else None,
+                "calibrated": figures([predicted[j] for j in idx], measured).to_dict() if idx else None,
+            }
+        )
+    return out
+
+
 @dataclass(frozen=True)
 class AccuracyReport:
     """Per-network rows and figures of one LUT against whole networks measured end to end.
 
-    ``raw`` and ``overhead`` figures cover every network (nothing was fitted);
-    ``raw_held_out`` the held-out networks only, for a like-for-like
-    comparison with ``calibrated``, which covers the held-out networks only.
+    ``raw`` and ``overhead`` figures cover every network (nothing was fitted).
+    A cross-validated report (``selection`` set, what :func:`accuracy_report`
+    makes) has ``calibrated`` over every network, each prediction out of
+    fold (``selection["oof_us"]``), ``calibration`` the chosen model fitted
+    on all of them (None when ``none`` won), ``nested`` the figures with the
+    choice redone per fold, ``intervals`` per prediction and ``strata``.
+    An older half-split report (no ``selection``) has ``calibrated`` over
+    the held-out half only; it is still read and checked.
     """
 
     rows: tuple[NetworkRow, ...]
@@ -273,8 +231,22 @@ class AccuracyReport:
     held_out_indices: tuple[int, ...] = ()
     split_seed: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    selection: dict[str, Any] | None = None
+    nested: Figures | None = None
+    intervals: dict[str, Any] = field(default_factory=dict)
+    strata: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
+        if self.selection is not None:
+            oof = self.selection.get("oof_us") or []
+            folds = self.selection.get("folds") or []
+            if len(oof) != len(self.rows) or len(folds) != len(self.rows):
+                raise ValueError("accuracy report: out-of-fold predictions must cover every network")
+            if self.calibrated is None or self.calibrated.n != len(self.rows):
+                raise ValueError("accuracy report: cross-validated figures must cover every network")
+            if (self.calibration is None) != (self.selection.get("chosen") == "none"):
+                raise ValueError("accuracy report: the served calibration is not the chosen model")
+            return
         fit, held = set(self.fit_indices), set(self.held_out_indices)
         if fit & held:
             raise ValueError(f"accuracy report: networks {sorted(fit & held)} are both fitted on and held out")
@@ -287,18 +259,30 @@ class AccuracyReport:
             if self.calibrated is None or self.calibrated.n != len(held):
                 raise ValueError("accuracy report: calibrated figures must cover exactly the held-out networks")
 
+    @property
+    def chosen(self) -> str | None:
+        """The model cross-validation chose (``none`` … ``linear``); None for an older half-split report."""
+        return None if self.selection is None else str(self.selection["chosen"])
+
     def calibrated_us(self, index: int) -> float | None:
-        """The calibrated prediction of row ``index``; None for a row the calibration was fitted on."""
+        """Row ``index``'s calibrated prediction, out of fold (None: a row a half-split calibration was fitted on)."""
+        if self.selection is not None:
+            return float(self.selection["oof_us"][index])
         if self.calibration is None or index not in self.held_out_indices:
             return None
         return self.calibration.predict(self.rows[index].raw_us)
 
     def overhead_prediction_us(self, index: int) -> float | None:
-        """Calibration (a) for row ``index``; None without an overhead."""
+        """The overhead-corrected sum for row ``index``; None without an overhead."""
         if self.overhead_us is None:
             return None
         row = self.rows[index]
         return overhead_prediction(row.raw_us, row.entries, self.overhead_us)
+
+    def _role(self, index: int) -> str | None:
+        if self.selection is not None:
+            return "out_of_fold"
+        return "fit" if index in self.fit_indices else "held_out" if index in self.held_out_indices else None
 
     def row_dicts(self) -> list[dict[str, Any]]:
         """One JSON-ready dict per network: measured, raw, overhead-corrected and calibrated, with errors."""
@@ -315,7 +299,7 @@ class AccuracyReport:
                     "entries": row.entries,
                     "overhead_us": over,
                     "overhead_error_pct": None if over is None else error_pct(over, row.measured_us),
-                    "role": "fit" if i in self.fit_indices else "held_out" if i in self.held_out_indices else None,
+                    "role": self._role(i),
                     "calibrated_us": cal,
                     "calibrated_error_pct": None if cal is None else error_pct(cal, row.measured_us),
                 }
@@ -324,6 +308,7 @@ class AccuracyReport:
 
     def summary(self) -> dict[str, Any]:
         """The figures alone (what a LUT file or an estimate carries beside a prediction)."""
+        sel = self.selection
         return {
             "networks": len(self.rows),
             "raw": self.raw.to_dict(),
@@ -331,7 +316,17 @@ class AccuracyReport:
             "overhead": None if self.overhead is None else self.overhead.to_dict(),
             "calibrated": None if self.calibrated is None else self.calibrated.to_dict(),
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
-            "held_out": len(self.held_out_indices),
+            "held_out": len(self.rows) if sel is not None else len(self.held_out_indices),
+            "chosen": self.chosen,
+            "choice": None
+            if sel is None
+            else {
+                k: sel[k] for k in ("method", "seed", "shrink", "chosen", "reason", "margin_mape", "tried", "scores")
+            },
+            "nested": None if self.nested is None else self.nested.to_dict(),
+            "intervals": self.intervals or None,
+            "strata": self.strata,
+            "quick": bool(self.meta.get("quick")),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -345,6 +340,7 @@ class AccuracyReport:
                 "fit": list(self.fit_indices),
                 "held_out": list(self.held_out_indices),
             },
+            "selection": self.selection,
             "rows": self.row_dicts(),
             "meta": self.meta,
         }
@@ -354,18 +350,20 @@ def accuracy_report(
     rows: Sequence[NetworkRow],
     *,
     overhead_us: float | None = None,
-    kind: str | None = "linear",
+    kind: str | None = "auto",
     split_seed: int = 0,
-    fit_share: float = 0.5,
+    shrink: float = 1.0,
+    range_us: tuple[float, float] | None = None,
+    strata: int = 5,
     meta: Mapping[str, Any] | None = None,
 ) -> AccuracyReport:
-    """Raw, overhead-corrected and (held-out) calibrated figures of ``rows``.
+    """Raw, overhead-corrected and cross-validated calibrated figures of ``rows``, with intervals.
 
-    The calibration ``kind`` (None: no fitted calibration) is fitted on a
-    seeded ``fit_share`` of the networks and evaluated on the rest only. A
-    network listed twice is counted once (so it cannot sit on both sides).
-    Too few networks to fit and hold out some: no calibration, the raw and
-    overhead figures still.
+    ``kind`` ``auto`` lets cross-validation (seeded with ``split_seed``)
+    choose among every model; a model name limits the choice to it and
+    ``none``; None fits nothing. A network listed twice is counted once.
+    ``range_us`` (the space's fastest and slowest LUT sums) adds the
+    figures per stratum of that range (``strata`` equal bins).
     """
     unique: dict[str, NetworkRow] = {}
     for row in rows:
@@ -373,34 +371,34 @@ def accuracy_report(
     kept = tuple(unique.values())
     if not kept:
         raise ValueError("accuracy report: no networks")
+    if kind not in (None, "auto", *MODELS):
+        raise ValueError(f"calibration kind: unknown {kind!r}; known: auto, {', '.join(MODELS)}")
     measured = [r.measured_us for r in kept]
-    raw = figures([r.raw_us for r in kept], measured)
+    raw_pred = [r.raw_us for r in kept]
+    raw = figures(raw_pred, measured)
     overhead = None
     if overhead_us is not None and math.isfinite(overhead_us):
         overhead = figures([overhead_prediction(r.raw_us, r.entries, overhead_us) for r in kept], measured)
     else:
         overhead_us = None
-    common: dict[str, Any] = {
-        "rows": kept,
-        "raw": raw,
-        "overhead_us": overhead_us,
-        "overhead": overhead,
-        "meta": dict(meta or {}),
-    }
-    if kind is None or len(kept) < 2:
-        return AccuracyReport(**common)
-    fit_idx, held_idx = split_indices(len(kept), split_seed, fit_share)
-    if len(fit_idx) < _MIN_FIT.get(kind, 1):
-        return AccuracyReport(**common)
-    calibration = fit_calibration([kept[i] for i in fit_idx], kind, fit_seed=split_seed)
-    held = [kept[i] for i in held_idx]
-    held_measured = [r.measured_us for r in held]
+    info = dict(meta or {})
+    intervals = {"raw": figure_intervals(raw_pred, measured, seed=split_seed)}
+    common: dict[str, Any] = {"rows": kept, "raw": raw, "overhead_us": overhead_us, "overhead": overhead, "meta": info}
+    strata_of = (lambda pred: strata_figures(kept, pred, *range_us, strata)) if range_us else (lambda pred: None)
+    if kind is None:
+        return AccuracyReport(**common, intervals=intervals, strata=strata_of(raw_pred))
+    models = MODELS if kind == "auto" else ("none", kind)
+    selection = choose_calibration(kept, overhead_us=overhead_us, seed=split_seed, shrink=shrink, models=models)
+    oof = list(selection.oof_us[selection.chosen])
+    nested = nested_predictions(kept, selection, overhead_us=overhead_us, models=models)
+    intervals["calibrated"] = figure_intervals(oof, measured, seed=split_seed)
     return AccuracyReport(
         **common,
-        raw_held_out=figures([r.raw_us for r in held], held_measured),
-        calibration=calibration,
-        calibrated=figures([calibration.predict(r.raw_us) for r in held], held_measured),
-        fit_indices=fit_idx,
-        held_out_indices=held_idx,
+        calibration=serve(kept, selection, overhead_us=overhead_us),
+        calibrated=figures(oof, measured),
         split_seed=split_seed,
+        selection=selection.to_dict(),
+        nested=figures(nested, measured),
+        intervals=intervals,
+        strata=strata_of(oof),
     )

@@ -416,16 +416,15 @@ def test_agent_measures_validation_networks_and_the_server_computes_the_accuracy
         assert 0.3 < row["raw_us"] / row["measured_us"] < 3.0 and row["entries"] == 26
     assert rep["raw"]["n"] == 4 and rep["overhead"]["n"] == 4
     assert rep["overhead_per_invocation_us"] == pytest.approx(lut.overhead_us)
-    assert rep["calibration"]["kind"] == "linear" and rep["calibrated"]["n"] == rep["held_out"] == 2
-    held = {rep["rows"][i]["arch"] for i in rep["split"]["held_out"]}
-    assert len(held) == 2 and held.isdisjoint(rep["calibration"]["fitted_on"])
+    # 4 networks: too few to cross-validate a calibration; the raw sum is served and the report says why
+    assert rep["chosen"] == "none" and rep["calibration"] is None and "too few" in rep["choice"]["reason"]
+    assert rep["calibrated"] == rep["raw"] and rep["intervals"]["raw"]["within_10"]["n"] == 4
     assert [n["arch"] for n in acc["networks"]] == JOB_NETS
     assert all(n["artifact"].startswith("net-") and n["stats"]["count"] >= 1 for n in acc["networks"])
     assert acc["runtime"]["runtime"] == "ort" and acc["lut_cache_mode"] == "warm"
     assert estimate["lut"] == job["id"] and estimate["accuracy"]["networks"] == 4
-    cal = rep["calibration"]
-    assert estimate["calibrated_us"] == pytest.approx(cal["slope"] * estimate["total_us"] + cal["intercept_us"])
-    assert lut.provenance["accuracy"]["networks"] == 4 and lut.provenance["calibration"]["slope"] == cal["slope"]
+    assert estimate["calibrated_us"] is None  # no calibration served: the raw sum is the prediction
+    assert lut.provenance["accuracy"]["networks"] == 4 and "calibration" not in lut.provenance
 
     # `hwlut validate --device`: adds networks to the finished job, waits for an agent, prints the server's report.
     out, log = tmp_path / "validate.json", tmp_path / "validate.log"
@@ -462,7 +461,8 @@ def test_agent_measures_validation_networks_and_the_server_computes_the_accuracy
         app, ["lut", "show", "--device", "box", "--server", url, "--job", str(job["id"])], env={"COLUMNS": "200"}
     )
     assert shown.exit_code == 0, shown.output
-    assert "accuracy  6 validation networks" in shown.stdout and "calibration linear" in shown.stdout
+    assert "accuracy  6 validation networks" in shown.stdout and "calibrated, out of fold" in shown.stdout
+    assert "calibration chosen by 6-fold cross-validation" in shown.stdout and "verdict   " in shown.stdout
 
 
 def _job(url: str, token: str, job_id: int) -> dict:

@@ -157,13 +157,14 @@ def test_show_prints_the_accuracy_figures_and_calibration_a_validation_stored(tm
     out = result.stdout
     assert "accuracy  8 validation networks, seed 3" in out
     raw = accuracy["raw"]
-    assert f"raw LUT sum            n={raw['n']:<3} ±5% {raw['within_5']:6.1%}" in out
-    assert f"MAPE {raw['mape']:5.2f}%" in out and "calibrated, held-out" in out
-    held = len(calibration["held_out"])
-    assert (
-        f"calibration linear: 1.1000 x sum +50.0 µs, fitted on {len(calibration['fitted_on'])} networks, "
-        f"reported on {held} others" in out
-    )
+    lb10 = accuracy["intervals"]["raw"]["within_10"]["lower95"]
+    assert f"raw LUT sum              n={raw['n']:<3} ±5% {raw['within_5']:6.1%}" in out
+    assert f"±10% {raw['within_10']:6.1%} (≥{lb10:.0%})" in out
+    assert f"MAPE {raw['mape']:5.2f}%" in out and "calibrated, out of fold" in out
+    assert "calibration chosen by 8-fold cross-validation (seed 3): linear" in out
+    assert "serves linear: 1.1000 x sum +50.0 µs" in out
+    assert "verdict   ROUGH" in out and "8 networks, 8 within ±10% (calibrated)" in out
+    assert doc["summary"]["verdict"]["level"] == "rough"
 
 
 def test_show_without_a_validation_prints_no_accuracy(tmp_path: Path) -> None:
@@ -174,6 +175,7 @@ def test_show_without_a_validation_prints_no_accuracy(tmp_path: Path) -> None:
     assert doc["accuracy"] is None and doc["calibration"] is None
     out = _show(str(path)).stdout
     assert "accuracy" not in out and "calibration" not in out
+    assert "verdict   NOT VALIDATED" in out and "no validation against whole networks" in out
 
 
 def test_results_printed_into_a_pipe_are_120_columns_wide(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -73,10 +73,17 @@ def test_measure_arch_json_real_runtime_with_a_lut(runtime: str, tmp_path: Path)
     assert doc["sentinel"]["passes"] >= 3 and "max_abs_drift" in doc["sentinel"]
     assert 0 < doc["inference_s"] <= doc["wall_s"]
 
+    assert doc["drift"] is None  # the LUT recorded no sentinel reference
+    # A LUT that recorded its sentinel's reference: the sentinel is timed beside the network, drift compared.
+    from profiler.local import default_sentinel
+
+    table.provenance["sentinel"] = {"key": default_sentinel(space).key, "batches": [{"reference_us": 50.0}]}
+    table.save(lut)
     text = _invoke(arch, "--runtime", runtime, "--lut", str(lut), *FAST_ARGS)  # the LUT's space: 32
     assert text.exit_code == 0, text.output
     assert "measured" in text.stdout and "LUT sum" in text.stdout and "error" in text.stdout
     assert f"{predicted / 1000:.3f} ms" in text.stdout
+    assert "at the LUT's build 50.0 µs" in text.stdout and "drift-adjusted measured" in text.stdout
 
 
 @pytest.mark.slow

@@ -66,15 +66,20 @@ def test_the_summary_prints_raw_and_calibrated_accuracy_per_runtime() -> None:
         return {"plan": {"seed": 0}, "report": accuracy_report(rows, overhead_us=1.0).to_dict()}
 
     runs = [Run("ort", "onnxruntime", 1, accuracy=doc(1.1, -60.0)), Run("tflite", "LiteRT", 2, accuracy=doc(1.2, 5))]
-    console = Console(record=True, width=100)
+    console = Console(record=True, width=200)
     accuracy_summary(console, runs)
     text = console.export_text()
     assert "against 10 whole networks" in text and "seed 0" in text
     lines = [line for line in text.splitlines() if "│ LiteRT" in line or "│ onnxruntime" in line]
-    assert len(lines) == 4 and "raw LUT sum" in lines[0] and "calibrated" in lines[1]
-    assert "│ 5 " in lines[1] and "100%" in lines[1] and re.search(r"[+-]0\.0%", lines[1])  # held out, exact fit
-    assert "onnxruntime calibration: 1.100 × sum -60.0 µs (fitted on 5 networks)" in text
-    assert "LiteRT calibration: 1.200 × sum +5.0 µs" in text
+    assert len(lines) == 4 and "raw LUT sum" in lines[0] and "calibrated (linear)" in lines[1]
+    assert "│ 10 " in lines[1] and "100% (≥74%)" in lines[1] and re.search(r"[+-]0\.0%", lines[1])  # exact fit
+    assert "onnxruntime calibration: linear 1.100 × sum -60.0 µs (chosen by 10-fold cross-validation" in text
+    assert "LiteRT calibration: linear 1.200 × sum +5.0 µs" in text
+    assert "onnxruntime verdict: ROUGH — 10 networks, 10 within ±10% (calibrated)" in text
+    quick = Console(record=True, width=100)
+    accuracy_summary(quick, runs[:1], quick=True)
+    quick_text = quick.export_text()
+    assert "QUICK LOOK" in quick_text and "quick mode" in quick_text
     # A partial LUT (--limit) cannot price whole networks.
     refused = CliRunner().invoke(app, ["quickstart", "--quick", "--limit", "5", "--networks", "3"])
     assert refused.exit_code == 2 and "--networks 0" in refused.output

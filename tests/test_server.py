@@ -506,7 +506,9 @@ def test_accuracy_is_stored_served_and_calibrates_the_latency_route(client: Test
 
     after = client.post("/v1/devices/acc/luts/latest/latency", json={"arch": ARCH}).json()
     cal = doc["report"]["calibration"]
-    assert cal["slope"] == pytest.approx(1.1) and after["total_us"] == before["total_us"]
+    # random networks span a narrow band: cross-validation serves a one-parameter correction, not the free line
+    assert doc["report"]["chosen"] in ("scale", "offset") and after["total_us"] == before["total_us"]
+    assert got["verdict"]["level"] == "rough" and "10 networks" in got["verdict"]["reasons"][0]
     assert after["calibrated_us"] == pytest.approx(cal["slope"] * after["total_us"] + cal["intercept_us"])
     assert after["calibration"] == cal
     assert after["accuracy"]["calibrated"] == doc["report"]["calibrated"] and after["accuracy"]["networks"] == 10
@@ -524,9 +526,8 @@ def test_accuracy_is_stored_served_and_calibrates_the_latency_route(client: Test
     assert [row["arch"] for row in got["report"]["rows"]] == archs[:4] and len(got["networks"]) == 4
     again = client.post("/v1/devices/acc/luts/latest/latency", json={"arch": ARCH}).json()
     assert again["accuracy"]["networks"] == 4
-    assert again["calibrated_us"] == pytest.approx(
-        fewer["report"]["calibration"]["slope"] * again["total_us"] + fewer["report"]["calibration"]["intercept_us"]
-    )
+    # 4 networks: too few to cross-validate a calibration, so none is served (the raw sum is)
+    assert fewer["report"]["calibration"] is None and again["calibrated_us"] is None
 
 
 def test_the_latency_route_calibrates_with_a_lut_files_own_calibration(client: TestClient) -> None:
@@ -573,7 +574,10 @@ BAD_ACCURACY = [
     (["report", "unit"], "ms", ["body", "report", "unit"]),
     (["report", "surprise"], 1, ["body", "report", "surprise"]),
     (["report", "networks"], 3, ["body", "report"]),  # 3 networks, 10 rows
-    (["report", "split", "held_out", 0], 99, ["body", "report"]),  # out of range
+    (["report", "split", "held_out"], [99], ["body", "report"]),  # out of range
+    (["report", "selection", "oof_us"], [1.0], ["body", "report"]),  # not one out-of-fold prediction per row
+    (["report", "selection", "chosen"], "none", ["body", "report"]),  # the served calibration is not the chosen
+    (["report", "selection", "chosen"], "cubic", ["body", "report", "selection", "chosen"]),
     (["plan", "seed"], "x", ["body", "plan", "seed"]),
 ]
 
@@ -602,10 +606,14 @@ def test_accuracy_refusals_that_are_not_about_the_body(client: TestClient, store
     assert r.status_code == 404 and "no complete LUT" in r.text
     run_job(client, "ref", token)
     before = full_fingerprint(store)
-    # a calibration "fitted" on a network it is reported on
+    # a (half-split) calibration "fitted" on a network it is reported on
     cheat = json.loads(json.dumps(doc))
-    held = cheat["report"]["split"]["held_out"][0]
-    cheat["report"]["calibration"]["fitted_on"].append(archs[held])
+    cheat["report"].update(
+        selection=None,
+        split={"seed": 1, "fit": [0, 1], "held_out": [2, 3]},
+        calibration={"kind": "scale", "slope": 1.0, "fitted_on": [archs[0], archs[2]]},
+        calibrated={**cheat["report"]["raw"], "n": 2},
+    )
     r = client.put("/v1/devices/ref/luts/latest/accuracy", json=cheat, headers=bearer(token))
     assert r.status_code == 422 and "held-out" in r.text
     # a report of another space

@@ -236,15 +236,13 @@ def test_network_results_are_stored_apart_and_the_report_is_computed_when_all_ar
         assert row["measured_us"] == pytest.approx(network_latency(row["arch"]))
         assert row["raw_us"] == pytest.approx(sum(entry_latency(e.key) for e in SPACE.entries_of(row["arch"])))
         assert row["entries"] == 26 and row["overhead_us"] == pytest.approx(row["raw_us"] - 25 * 2.0)
-    # The calibration is fitted on one half and reported on the other half only.
+    # Cross-validation chose the calibration; every network's calibrated prediction is out of fold.
     cal = report["calibration"]
     assert cal["slope"] == pytest.approx(SLOPE) and cal["intercept_us"] == pytest.approx(INTERCEPT)
-    held = {report["rows"][i]["arch"] for i in report["split"]["held_out"]}
-    fit = {report["rows"][i]["arch"] for i in report["split"]["fit"]}
-    assert held and fit and held.isdisjoint(fit) and set(cal["fitted_on"]) == fit
-    assert report["calibrated"]["n"] == len(held) == report["held_out"] and report["calibrated"]["within_5"] == 1.0
+    assert report["chosen"] == "linear" and report["selection"]["seed"] == 2
+    assert report["calibrated"]["n"] == 9 == report["held_out"] and report["calibrated"]["within_5"] == 1.0
     for row in report["rows"]:
-        assert (row["calibrated_us"] is None) == (row["arch"] in fit)
+        assert row["role"] == "out_of_fold" and row["calibrated_us"] is not None
     assert report["raw"]["n"] == 9 and report["raw"]["within_10"] == 0.0 and report["raw"]["spearman"] > 0.9
     # The LUT the server hands out carries it, as a validation written into the file would.
     with store.transaction() as session:
@@ -252,7 +250,7 @@ def test_network_results_are_stored_apart_and_the_report_is_computed_when_all_ar
             crud.lut_snapshot(session=session, job=crud.get_job(session=session, job_id=job_id))
         )
     assert table.provenance["calibration"]["slope"] == pytest.approx(SLOPE)
-    assert table.provenance["accuracy"]["calibrated"]["n"] == len(held)
+    assert table.provenance["accuracy"]["calibrated"]["n"] == 9 and table.provenance["accuracy"]["intervals"]
 
 
 def test_an_uploaded_report_replaces_the_computed_one_but_keeps_the_measured_networks(store: Store) -> None:
@@ -470,7 +468,7 @@ def test_the_validation_route_needs_the_devices_token(client: TestClient, store:
 def test_the_servers_cache_serves_the_computed_report_at_once(store: Store) -> None:
     with TestClient(create_app(Settings(admin_token=ADMIN, lut_cache_ttl_s=3600), store=store)) as c:
         token = add_device(c, "box")
-        body = {"resolution": 32, "validation": {"n": 4, "seed": 0}}
+        body = {"resolution": 32, "validation": {"n": 6, "seed": 0}}
         job_id = c.post("/v1/devices/box/jobs", json=body, headers=bearer(token)).json()["id"]
         lease = c.post(f"/v1/jobs/{job_id}/claim", json={"agent": "t", "max_items": 1000}, headers=bearer(token))
         items = lease.json()["items"]
@@ -484,10 +482,10 @@ def test_the_servers_cache_serves_the_computed_report_at_once(store: Store) -> N
         r = c.post(f"/v1/jobs/{job_id}/results", json={**upload, "results": networks}, headers=bearer(token))
         assert r.status_code == 200 and r.json()["job_status"] == "complete"
         after = c.post("/v1/devices/box/luts/latest/latency", json={"arch": NAMED}).json()
-        assert after["total_us"] == before["total_us"] and after["accuracy"]["networks"] == 4
+        assert after["total_us"] == before["total_us"] and after["accuracy"]["networks"] == 6
         assert after["calibrated_us"] == pytest.approx(network_latency(NAMED))
         doc = c.get("/v1/devices/box/luts/latest").json()
-        assert doc["provenance"]["accuracy"]["networks"] == 4 and doc["provenance"]["calibration"]["kind"] == "linear"
+        assert doc["provenance"]["accuracy"]["networks"] == 6 and doc["provenance"]["calibration"]["kind"] == "linear"
 
 
 def test_two_agents_finishing_at_once_complete_the_job_and_its_report(

@@ -24,6 +24,7 @@ from . import search as search_cmd
 from . import serve as serve_cmd
 from . import space as space_cmd
 from . import validate as validate_cmd
+from . import verify as verify_cmd
 from .console import widen_help
 from .errors import HwlutGroup, root_options
 
@@ -56,6 +57,7 @@ app.command("profile")(profile_cmd.profile)
 app.command("measure-arch")(measure_cmd.measure_arch)
 app.command("validate")(validate_cmd.validate)
 app.add_typer(plot_cmd.app, name="plot")
+app.command("verify")(verify_cmd.verify)
 
 
 def main() -> None:

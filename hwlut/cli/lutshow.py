@@ -180,36 +180,29 @@ def _print_summary(console: Console, file: str, s: dict[str, Any], all_missing: 
         first = message.splitlines()[0] if message else ""
         line(f"  [red]error[/]     {key}: {first}")
     try:
-        _print_accuracy(line, s.get("accuracy"), s.get("calibration"))
+        _print_accuracy(line, s.get("accuracy"), s.get("calibration"), s)
     except (KeyError, TypeError, ValueError) as exc:
         line(f"  accuracy  [red]unreadable[/] provenance.accuracy/calibration: {exc!r}")
 
 
-def _print_accuracy(line: Any, acc: dict[str, Any] | None, cal: dict[str, Any] | None) -> None:
-    """The accuracy figures and the calibration a validation stored in the file (nothing when absent)."""
-    from .validate import _figures_line
+def _print_accuracy(line: Any, acc: dict[str, Any] | None, cal: dict[str, Any] | None, noise: Any = None) -> None:
+    """The accuracy figures (with intervals), the calibration and the verdict a validation stored in the file."""
+    from .accuracy_view import accuracy_lines, verdict_lines
 
-    if acc is None and cal is None:
+    if acc is None:
+        for text in verdict_lines(None, noise):
+            line(text)
+        if cal is not None:
+            line(
+                f"  calibration {cal.get('kind', 'linear')}: {float(cal['slope']):.4f} x sum "
+                f"{float(cal.get('intercept_us', 0.0)):+.1f} µs, fitted on {len(cal.get('fitted_on') or [])} networks"
+                " (no accuracy report beside it)"
+            )
         return
-    if acc is not None:
-        plan = acc.get("plan") or {}
-        when = f", measured {acc['measured_at']}" if acc.get("measured_at") else ""
-        seed = f", seed {plan['seed']}" if plan.get("seed") is not None else ""
-        line(f"  accuracy  {acc.get('networks')} validation networks{seed}{when}")
-        for label, key in (
-            ("raw LUT sum", "raw"),
-            ("raw, held-out only", "raw_held_out"),
-            ("overhead-corrected", "overhead"),
-            ("calibrated, held-out", "calibrated"),
-        ):
-            fig = acc.get(key)
-            if isinstance(fig, dict) or key in ("raw", "calibrated"):
-                line(_figures_line(label, fig if isinstance(fig, dict) else None))
-    if cal is not None:
-        fitted = cal.get("fitted_on") or []
-        held = cal.get("held_out")
-        on = f", reported on {len(held)} others" if isinstance(held, list) else ""
-        line(
-            f"  calibration {cal.get('kind', 'linear')}: {float(cal['slope']):.4f} x sum "
-            f"{float(cal.get('intercept_us', 0.0)):+.1f} µs, fitted on {len(fitted)} networks{on}"
-        )
+    plan = acc.get("plan") or {}
+    when = f", measured {acc['measured_at']}" if acc.get("measured_at") else ""
+    seed = f", seed {plan['seed']}" if plan.get("seed") is not None else ""
+    draw = f", {plan['draw']} draw" if plan.get("draw") else ""
+    line(f"  accuracy  {acc.get('networks')} validation networks{seed}{draw}{when}")
+    for text in accuracy_lines({**acc, "calibration": cal if cal is not None else acc.get("calibration")}, noise):
+        line(text)

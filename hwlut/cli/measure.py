@@ -3,9 +3,11 @@
 Exports the network as one artifact (through the artifact cache), times it
 with the LUT's own protocol (:func:`profiler.network.measure_network`) and
 prints its measured latency; with ``--lut`` also the LUT-sum prediction and
-the error. ``--json`` prints one JSON object with ``measured_us``,
-``predicted_us`` and ``error_pct`` (null without ``--lut``) and the
-statistics behind them.
+the error, and — the LUT's own sentinel entry timed in the same passes —
+how much slower or faster the machine is now than when the LUT was built,
+with the drift-adjusted comparison next to the raw one. ``--json`` prints
+one JSON object with ``measured_us``, ``predicted_us`` and ``error_pct``
+(null without ``--lut``), ``drift`` and the statistics behind them.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def measure_arch(
     """Measure one whole network end to end; with --lut, compare it with the LUT's sum."""
     from profiler.network import LutSpaceMismatch, lut_prediction, measure_network
     from profiler.runtimes import RuntimeUnavailable
+    from profiler.verify import lut_sentinel, sentinel_drift
 
     from .profile import runtime_from_options
 
@@ -91,9 +94,12 @@ def measure_arch(
         _warn_settings(err, table.provenance.get("runtime") or {}, runtime, threads)
     rt = runtime_from_options(runtime, threads, xnnpack=xnnpack, optimization=optimization)
     cfg = protocol.config()
+    sentinel, lut_ref = lut_sentinel(table) if table is not None else (None, None)
+    if lut_ref is None:  # the LUT recorded no sentinel reference: nothing to compare, the network is its own
+        sentinel = None
     try:
         with err.status(f"exporting and measuring {spec.name}-{spec.resolution} on {runtime}"):
-            result = measure_network(spec, decoded, rt, cfg, lut=table)
+            result = measure_network(spec, decoded, rt, cfg, lut=table, sentinel=sentinel)
     except RuntimeUnavailable as exc:
         err.print(f"[red]error[/]: {exc}")
         raise typer.Exit(2) from None
@@ -101,7 +107,18 @@ def measure_arch(
         err.print(f"[red]error[/]: {exc}")
         raise typer.Exit(1) from None
 
-    doc = {**result.to_dict(), "lut": str(lut) if lut is not None else None}
+    doc = {**result.to_dict(), "lut": str(lut) if lut is not None else None, "drift": None}
+    drift = sentinel_drift(result.sentinel.get("reference_us"), lut_ref)
+    if drift is not None and result.predicted_us is not None:
+        adjusted = result.measured_us / (1.0 + drift)
+        doc["drift"] = {
+            "sentinel": sentinel.key if sentinel is not None else None,
+            "now_us": result.sentinel.get("reference_us"),
+            "lut_us": lut_ref,
+            "drift": drift,
+            "adjusted_us": adjusted,
+            "error_pct": 100.0 * (result.predicted_us / adjusted - 1.0),
+        }
     if as_json:
         typer.echo(json.dumps(doc, indent=1))
         return
@@ -143,5 +160,13 @@ def _print(console: Console, doc: dict[str, Any]) -> None:
         console.print(
             f"  corrected  {doc['predicted_corrected_us'] / 1000:9.3f} ms  error {doc['error_corrected_pct']:+.1f}%  "
             f"(LUT sum - {doc['entries'] - 1} x overhead {doc['overhead_us']:.1f} µs)",
+            highlight=False,
+        )
+    d = doc.get("drift")
+    if d is not None:
+        console.print(
+            f"  drift      sentinel now {d['now_us']:.1f} µs, at the LUT's build {d['lut_us']:.1f} µs "
+            f"({d['drift']:+.1%}); drift-adjusted measured {d['adjusted_us'] / 1000:.3f} ms, "
+            f"LUT sum error {d['error_pct']:+.1f}%",
             highlight=False,
         )

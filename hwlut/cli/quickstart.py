@@ -268,7 +268,7 @@ def _main(
         console.print(f"{run.label}: {len(run.lut.entries)} entries{also} in {run.wall_s:.1f} s → {run.path}")
 
     summary(console, space, runs)
-    accuracy_summary(console, runs)
+    accuracy_summary(console, runs, quick=quick)
     first = runs[0]
     key = space.layers[len(space.layers) // 2].entry("k3_e6").key
     if key not in first.lut.entries and first.lut.entries:  # a --limit run

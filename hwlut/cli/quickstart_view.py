@@ -129,40 +129,77 @@ def summary(console: Console, space: Any, runs: list[Run]) -> None:
     console.print(noise)
 
 
-def accuracy_summary(console: Console, runs: list[Run]) -> None:
-    """Per runtime: how well the raw and the calibrated LUT sums predict the validation networks."""
-    done = [(run.label, run.accuracy) for run in runs if run.accuracy is not None]
+def _share(fig: dict[str, Any], ints: dict[str, Any] | None, key: str) -> str:
+    bound = (ints or {}).get(key)
+    return f"{fig[key]:.0%}" + (f" (≥{bound['lower95']:.0%})" if isinstance(bound, dict) else "")
+
+
+def _ci(value: float | None, iv: dict[str, Any] | None, fmt: str, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    text = f"{format(value, fmt)}{unit}"
+    if isinstance(iv, dict) and iv.get("low") is not None and iv.get("high") is not None:
+        text += f" [{format(iv['low'], fmt)}, {format(iv['high'], fmt)}]"
+    return text
+
+
+def accuracy_summary(console: Console, runs: list[Run], *, quick: bool = False) -> None:
+    """Per runtime: the raw and the calibrated LUT sums' figures with intervals, the choice and the verdict."""
+    from searchspace.intervals import verdict
+
+    done = [(run, run.accuracy) for run in runs if run.accuracy is not None]
     if not done:
         return
     first = done[0][1]
+    label = "QUICK LOOK (32x32, loose timings, few networks) — " if quick else ""
     table = Table(
-        title=f"Accuracy: LUT sums against {first['report']['networks']} whole networks measured end to end "
-        f"(seed {(first.get('plan') or {}).get('seed')}); calibrated: fitted on half, reported on the other half",
+        title=f"{label}Accuracy: LUT sums against {first['report']['networks']} whole networks measured end to end "
+        f"(seed {(first.get('plan') or {}).get('seed')}); calibrated: chosen by cross-validation, every figure "
+        "out of fold; (≥x%): 95% lower bound, [a, b]: 95% bootstrap interval",
     )
-    for col in ("runtime", "prediction", "n", "±5%", "±10%", "bias", "Spearman"):
+    for col in ("runtime", "prediction", "n", "±5%", "±10%", "MAPE", "bias", "Spearman"):
         table.add_column(col)
-    for runtime, accuracy in done:
+    for run, accuracy in done:
         report = accuracy["report"]
-        for label, fig in (("raw LUT sum", report.get("raw")), ("calibrated", report.get("calibrated"))):
+        ints = report.get("intervals") or {}
+        for name, key in (("raw LUT sum", "raw"), ("calibrated", "calibrated")):
+            fig = report.get(key)
             if fig is None:
                 continue
-            spearman = "-" if fig.get("spearman") is None else f"{fig['spearman']:.3f}"
+            iv = ints.get(key) or {}
             table.add_row(
-                runtime,
-                label,
+                run.label,
+                f"{name} ({report.get('chosen')})" if key == "calibrated" and report.get("chosen") else name,
                 str(fig["n"]),
-                f"{fig['within_5']:.0%}",
-                f"{fig['within_10']:.0%}",
+                _share(fig, iv, "within_5"),
+                _share(fig, iv, "within_10"),
+                _ci(fig["mape"], iv.get("mape"), ".1f", "%"),
                 f"{fig['mean_error_pct']:+.1f}%",
-                spearman,
+                _ci(fig.get("spearman"), iv.get("spearman"), ".3f"),
             )
     console.print(table)
-    for label, acc in done:
-        cal = acc["report"].get("calibration")
+    for run, acc in done:
+        report = acc["report"]
+        choice = report.get("choice") or {}
+        cal = report.get("calibration")
         if cal:
             console.print(
-                f"  {label} calibration: {cal['slope']:.3f} × sum {cal['intercept_us']:+.1f} µs "
-                f"(fitted on {len(cal.get('fitted_on') or [])} networks)",
+                f"  {run.label} calibration: {cal['kind']} {cal['slope']:.3f} × sum {cal['intercept_us']:+.1f} µs "
+                f"(chosen by {choice.get('method', 'a split')} over {report['networks']} networks, CV MAPE "
+                f"{float(choice.get('margin_mape') or 0.0):.2f} points below the raw sum's)",
                 highlight=False,
                 soft_wrap=True,
             )
+        elif choice:
+            console.print(
+                f"  {run.label}: no calibration served — {choice.get('reason')}", highlight=False, soft_wrap=True
+            )
+        noise = {"passes": run.passes, "passes_redone": run.redone}
+        if run.drifts:
+            noise["sentinel_max_abs_drift"] = max(abs(d) for d in run.drifts)
+        v = verdict({**report, "quick": quick or report.get("quick")}, noise)
+        console.print(
+            f"  {run.label} verdict: [bold]{v['level'].upper()}[/] — " + "; ".join(v["reasons"]),
+            highlight=False,
+            soft_wrap=True,
+        )

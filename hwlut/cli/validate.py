@@ -4,13 +4,18 @@ Three ways, one report (printed the same way):
 
 ``hwlut validate --lut FILE``
     measures here: draws ``--n`` architectures of the LUT's space with
-    ``--seed`` (plus every ``--arch``), exports and measures them interleaved
-    with the LUT's protocol (:func:`profiler.validate.validate_lut`), and
-    prints per network the measured latency, the raw LUT sum, the
-    overhead-corrected sum and, for the held-out half, the calibrated
-    prediction; then the figures (share within ±5% / ±10%, MAPE, RMSPE,
-    Spearman, Kendall). ``--write-calibration`` stores the calibration in the
-    LUT file.
+    ``--seed`` (plus every ``--arch``; ``--draw stratified``, the default,
+    spreads them over the LUT-sum range in ``--strata`` bins), exports and
+    measures them interleaved with the LUT's protocol
+    (:func:`profiler.validate.validate_lut`), and prints per network the
+    measured latency, the raw LUT sum, the overhead-corrected sum and the
+    calibrated prediction, out of fold; then the figures (share within ±5% /
+    ±10% with its 95% lower bound, MAPE and Spearman with bootstrap
+    intervals, RMSPE, Kendall), the calibration cross-validation chose and
+    by how much, the figures per stratum and the verdict.
+    ``--write-calibration`` stores the calibration in the LUT file, saying
+    what it replaced; it refuses to lose evidence (a larger report, a
+    calibration) unless ``--replace`` is given too.
 
 ``hwlut validate --device NAME [--server URL] [--job ID|latest]``
     lets the device's agent measure: the networks are added to the server's
@@ -42,6 +47,7 @@ from rich.console import Console
 from searchspace import ArchitectureError, LatencyTable, MissingEntries
 from searchspace.validation import DEFAULT_NETWORKS, MAX_VALIDATION_NETWORKS
 
+from .accuracy_view import print_validation as _print
 from .console import out_console
 from .options import (
     PROTOCOL_DEFAULTS,
@@ -53,12 +59,13 @@ from .options import (
 
 __all__ = ["validate"]
 
-RUNTIMES = ("ort", "tflite")
 #: Options that only a measurement here uses (the device's agent measures with the job's settings).
 _HERE_ONLY = {
     "runtime": "--runtime",
     "threads": "--threads",
     "calibration": "--calibration",
+    "draw": "--draw",
+    "strata": "--strata",
     "precision": "--precision",
     "time_cap": "--time-cap",
     "slice_s": "--slice",
@@ -112,21 +119,32 @@ def validate(
         list[str] | None, typer.Option("--arch", help="A named architecture to validate too (repeatable).")
     ] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="Runtime threads (default: the LUT's).")] = None,
-    calibration: Annotated[str, typer.Option(help="Fitted correction: linear, scale, offset or none.")] = "linear",
+    calibration: Annotated[
+        str,
+        typer.Option(help="auto (cross-validation chooses), none, overhead, scale, offset or linear (it or none)."),
+    ] = "auto",
+    draw: Annotated[
+        str, typer.Option("--draw", help="stratified (over the LUT-sum range) or uniform random networks.")
+    ] = "stratified",
+    strata: Annotated[int, typer.Option("--strata", min=1, max=50, help="Strata of a stratified draw.")] = 5,
     plot: Annotated[Path | None, typer.Option("--plot", dir_okay=False, help="Write a PNG plot here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
     write_cal: Annotated[
         bool, typer.Option("--write-calibration", help="Store the calibration and figures in the LUT file.")
+    ] = False,
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="With --write-calibration: replace a larger report, or remove a calibration."),
     ] = False,
     protocol: ProtocolOptions = PROTOCOL_DEFAULTS,  # the six protocol options (see protocol_options)
 ) -> None:
     """Validate a LUT against whole networks: measured here (--lut, --here) or by the device's agent (--device)."""
     from profiler.plots import plot_report
     from profiler.runtimes import RuntimeUnavailable
-    from profiler.validate import RuntimeMismatch, validate_lut, write_calibration
-    from searchspace.accuracy import CALIBRATION_KINDS
+    from profiler.validate import RuntimeMismatch, replacing, validate_lut, write_calibration
+    from searchspace.calibration import MODELS
 
-    from .profile import runtime_from_options
+    from .verify import lut_runtime
 
     err = Console(stderr=True)
     if lut is not None and (device is not None or _given(ctx, "server")):
@@ -151,7 +169,7 @@ def validate(
         if flags:
             raise typer.BadParameter(
                 f"{flags}: only a measurement here uses this (--lut, or --here); the device's agent measures "
-                "with the job's runtime and protocol, and the server fits a linear calibration",
+                "with the job's runtime and protocol, and the server chooses the calibration by cross-validation",
                 param_hint=flags,
             )
         assert server is not None
@@ -170,11 +188,12 @@ def validate(
             _print(out_console(), shown)
         return
     kind = None if calibration == "none" else calibration
-    if kind is not None and kind not in CALIBRATION_KINDS:
+    if calibration not in ("auto", *MODELS):
         raise typer.BadParameter(
-            f"unknown calibration {calibration!r}; known: {', '.join(CALIBRATION_KINDS)}, none",
-            param_hint="--calibration",
+            f"unknown calibration {calibration!r}; known: auto, {', '.join(MODELS)}", param_hint="--calibration"
         )
+    if draw not in ("stratified", "uniform"):
+        raise typer.BadParameter(f"unknown draw {draw!r}; known: stratified, uniform", param_hint="--draw")
     job_id: int | None = None
     if device is not None:
         assert server is not None
@@ -184,21 +203,14 @@ def validate(
         assert lut is not None
         table = lut_file_option(lut, "--lut")
         label = str(lut)
-    lut_rt = table.provenance.get("runtime") or {}
-    name = runtime or lut_rt.get("runtime") or "ort"
-    if name not in RUNTIMES:
-        raise typer.BadParameter(f"unknown runtime {name!r}; known: {', '.join(RUNTIMES)}", param_hint="--runtime")
-    rt = runtime_from_options(
-        name,
-        threads or int(lut_rt.get("threads") or 1),
-        xnnpack=bool(lut_rt.get("xnnpack", True)),
-        optimization=str(lut_rt.get("optimization", "all")),
-    )
+    name, rt = lut_runtime(table, runtime, threads)
     cfg = protocol.config()
     space = table.space
     try:
         with err.status(f"exporting and measuring validation networks of {space.name}-{space.resolution} on {name}"):
-            result = validate_lut(table, rt, cfg, n=n, seed=seed, archs=arch or (), calibration=kind)
+            result = validate_lut(
+                table, rt, cfg, n=n, seed=seed, archs=arch or (), calibration=kind, draw=draw, strata=strata
+            )
     except ArchitectureError as exc:
         raise typer.BadParameter(str(exc), param_hint="--arch") from None
     except MissingEntries as exc:
@@ -211,8 +223,18 @@ def validate(
         err.print(f"[red]error[/]: {exc}", highlight=False)
         raise typer.Exit(1) from None
 
+    replaced: list[str] = []
     if write_cal and lut is not None:  # re-read: the file may have gained entries meanwhile
-        write_calibration(LatencyTable.load(lut), result, lut)
+        current = LatencyTable.load(lut)
+        replaced, losses = replacing(current, result)
+        if losses and not replace:
+            err.print(
+                f"[red]error[/]: {lut} left as it was: " + "; ".join(losses) + ". Add --replace to write it anyway.",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(2)
+        write_calibration(current, result, lut)
     if plot is not None:
         short = lut.name if lut is not None else f"{device} LUT {job_id}"
         plot_report(result.report, plot, title=f"{short}: {space.name}-{space.resolution} on {name}")
@@ -222,7 +244,10 @@ def validate(
     else:
         _print(out_console(), doc)
     if write_cal:
-        err.print(f"calibration and figures written to {lut}", highlight=False)
+        cal_said = f"calibration {result.report.chosen}" if result.report.calibration is not None else "no calibration"
+        err.print(f"{cal_said} and figures written to {lut}", highlight=False)
+        for line in replaced:
+            err.print(f"  {line}", highlight=False, soft_wrap=True)
     if device is not None and job_id is not None:
         assert server is not None
         _upload(err, server, device, job_id, token, result.to_dict())
@@ -327,61 +352,3 @@ def _upload(err: Console, server: str, device: str, job_id: int, token: str | No
         err.print(f"[red]error[/]: the report was not stored on {server}: {exc}", highlight=False)
         raise typer.Exit(1) from None
     err.print(f"accuracy report stored on {server} for LUT {job_id} of {device!r}", highlight=False)
-
-
-def _pct(value: float | None) -> str:
-    return "   n/a" if value is None else f"{value:+6.1f}%"
-
-
-def _figures_line(label: str, fig: dict[str, Any] | None) -> str:
-    if fig is None:
-        return f"  {label:<22} n/a"
-    rank = (
-        f"Spearman {fig['spearman']:.3f}, Kendall {fig['kendall']:.3f}"
-        if fig["spearman"] is not None and fig["kendall"] is not None
-        else "ranks n/a"
-    )
-    return (
-        f"  {label:<22} n={fig['n']:<3} ±5% {fig['within_5']:6.1%}  ±10% {fig['within_10']:6.1%}  "
-        f"MAPE {fig['mape']:5.2f}%  RMSPE {fig['rmspe']:5.2f}%  bias {fig['mean_error_pct']:+5.2f}%  {rank}"
-    )
-
-
-def _print(console: Console, doc: dict[str, Any]) -> None:
-    rep = doc["report"]
-    rt = doc["runtime"]
-    console.print(
-        f"[bold]{doc['lut']}[/] ({rep['meta'].get('lut_cache_mode')} caches) against {rep['networks']} networks "
-        f"of {rep['meta'].get('space')}-{rep['meta'].get('resolution')} on {rt.get('runtime')} "
-        f"{rt.get('runtime_version')}, {rt.get('threads')} thread(s); seed {doc['plan']['seed']}",
-        highlight=False,
-    )
-    console.print(
-        f"  {'measured ms':>11} {'LUT sum':>9} {'err':>7} {'-overhd':>7} {'calibr.':>7}  role      arch",
-        highlight=False,
-    )
-    for row in rep["rows"]:
-        console.print(
-            f"  {row['measured_us'] / 1000:11.3f} {row['raw_us'] / 1000:9.3f} {_pct(row['raw_error_pct'])} "
-            f"{_pct(row['overhead_error_pct'])} {_pct(row['calibrated_error_pct'])}  {row['role'] or '-':<8}  "
-            f"{row['arch']}",
-            highlight=False,
-            soft_wrap=True,
-        )
-    console.print(_figures_line("raw LUT sum", rep["raw"]), highlight=False)
-    console.print(_figures_line("raw, held-out only", rep["raw_held_out"]), highlight=False)
-    over = rep["overhead_per_invocation_us"]
-    console.print(
-        _figures_line(f"sum-(n-1)x{over:.1f}µs" if over is not None else "overhead-corrected", rep["overhead"]),
-        highlight=False,
-    )
-    console.print(_figures_line("calibrated, held-out", rep["calibrated"]), highlight=False)
-    cal = rep["calibration"]
-    if cal is not None:
-        console.print(
-            f"  calibration {cal['kind']}: {cal['slope']:.4f} x sum {cal['intercept_us']:+.1f} µs, "
-            f"fitted on {len(cal['fitted_on'])} networks, reported on {rep['held_out']} others",
-            highlight=False,
-        )
-    if doc.get("plot"):
-        console.print(f"  plot: {doc['plot']}", highlight=False)

@@ -185,9 +185,8 @@ def refresh_job_accuracy(*, session: Session, job: Job, now: datetime | None = N
     priced with the LUT's raw sum (:func:`architecture_latency`; a network
     the LUT cannot price is left out and named in ``report.meta.unpriced``);
     :func:`searchspace.accuracy.accuracy_report` gives the raw, overhead-corrected
-    (``job.overhead_us``) and calibrated figures, the ``linear`` calibration
-    fitted on a half of the networks split with the latest draw's seed and
-    reported on the other half only. The document has the shape of an
+    (``job.overhead_us``) and calibrated figures, the calibration that seeded
+    cross-validation (the latest draw's seed) chose, every figure out of fold. The document has the shape of an
     uploaded one (:func:`set_accuracy` with ``source="job"``); returns it as
     :func:`get_accuracy` does, or ``None`` when there is nothing to compute yet.
     """
@@ -231,7 +230,7 @@ def refresh_job_accuracy(*, session: Session, job: Job, now: datetime | None = N
     report = accuracy_report(
         rows,
         overhead_us=job.overhead_us,
-        kind="linear",
+        kind="auto",
         split_seed=seed,
         meta={
             "space": spec.name,

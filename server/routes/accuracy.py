@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from lut_store import crud
+from searchspace.intervals import verdict
 
 from ..deps import ReaderDep, SessionDep, WritableDevice, WriteSessionDep, mark_luts_changed
 from ..errors import ApiError, body_loc, error_responses
@@ -39,7 +40,7 @@ def put_accuracy(
                 )
     stored = crud.set_accuracy(session=session, job=job, document=body.model_dump(mode="json", exclude_unset=True))
     mark_luts_changed(session)
-    return AccuracyPublic(**stored)
+    return _public(stored)
 
 
 @router.post("/validation", responses=error_responses(409))
@@ -78,4 +79,11 @@ def add_validation(
 def get_accuracy(name: str, lut: str, session: SessionDep) -> AccuracyPublic:
     """The LUT's stored validation: per network measured, raw, calibrated and errors; figures; calibration."""
     job = crud.resolve_lut(session=session, device=name, ref=lut)
-    return AccuracyPublic(**crud.get_accuracy(session=session, job=job))
+    return _public(crud.get_accuracy(session=session, job=job))
+
+
+def _public(stored: dict) -> AccuracyPublic:
+    """The stored document with the LUT's verdict from its figures, intervals and the networks' noise."""
+    report = stored.get("report") or {}
+    noise = (report.get("meta") or {}).get("noise")
+    return AccuracyPublic(**stored, verdict=verdict(report, noise if isinstance(noise, dict) else None))

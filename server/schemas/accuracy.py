@@ -20,6 +20,7 @@ __all__ = [
     "NetworkIn",
     "NetworkRowIn",
     "PlanIn",
+    "SelectionIn",
     "SplitIn",
     "ValidationPublic",
     "ValidationRequest",
@@ -51,9 +52,11 @@ class FiguresIn(Strict):
 class CalibrationIn(Strict):
     """A fitted correction ``slope * raw + intercept_us`` and the networks it was fitted on."""
 
-    kind: Literal["linear", "scale", "offset"] = "linear"
+    kind: Literal["linear", "scale", "offset", "overhead"] = "linear"
     slope: Finite
     intercept_us: Finite = 0.0
+    overhead_us: Finite | None = None
+    chosen_by: SmallText | None = None
     unit: Literal["us"] = "us"
     fitted_on: Annotated[list[Arch], Field(max_length=100_000)] = Field(default_factory=list)
     fit_seed: int | None = None
@@ -71,7 +74,7 @@ class NetworkRowIn(Strict):
     entries: Annotated[int, Field(ge=1, le=100_000)]
     overhead_us: Finite | None = None
     overhead_error_pct: Finite | None = None
-    role: Literal["fit", "held_out"] | None = None
+    role: Literal["fit", "held_out", "out_of_fold"] | None = None
     calibrated_us: Finite | None = None
     calibrated_error_pct: Finite | None = None
 
@@ -82,6 +85,24 @@ class SplitIn(Strict):
     seed: int | None = None
     fit: Annotated[list[Index_], Field(max_length=100_000)] = Field(default_factory=list)
     held_out: Annotated[list[Index_], Field(max_length=100_000)] = Field(default_factory=list)
+
+
+Model = Literal["none", "overhead", "scale", "offset", "linear"]
+
+
+class SelectionIn(Strict):
+    """How cross-validation chose the calibration: folds, the winner's out-of-fold predictions, per-model scores."""
+
+    method: SmallText | None = None
+    seed: int | None = None
+    shrink: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)] = 1.0
+    chosen: Model
+    reason: SmallText | None = None
+    margin_mape: Finite | None = None
+    tried: Annotated[list[Model], Field(max_length=10)] = Field(default_factory=list)
+    scores: JsonDict = Field(default_factory=dict)
+    folds: Annotated[list[Index_], Field(max_length=100_000)]
+    oof_us: Annotated[list[Finite], Field(max_length=100_000)]
 
 
 class AccuracyReportIn(Strict):
@@ -99,6 +120,13 @@ class AccuracyReportIn(Strict):
     split: SplitIn = Field(default_factory=SplitIn)
     rows: Annotated[list[NetworkRowIn], Field(min_length=1, max_length=100_000)]
     meta: JsonDict = Field(default_factory=dict)
+    chosen: Model | None = None
+    choice: JsonDict | None = None
+    selection: SelectionIn | None = None
+    nested: FiguresIn | None = None
+    intervals: JsonDict | None = None
+    strata: Annotated[list[JsonDict], Field(max_length=1000)] | None = None
+    quick: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> AccuracyReportIn:
@@ -111,6 +139,15 @@ class AccuracyReportIn(Strict):
             raise ValueError(f"split: rows {sorted(fit & held)[:5]} are both fitted on and held out")
         if any(i >= len(self.rows) for i in fit | held):
             raise ValueError("split: an index is out of range of rows")
+        if self.selection is not None:  # cross-validated: every network predicted out of fold
+            sel = self.selection
+            if len(sel.folds) != len(self.rows) or len(sel.oof_us) != len(self.rows):
+                raise ValueError("selection: folds and oof_us must have one value per row")
+            if self.calibrated is None or self.calibrated.n != len(self.rows):
+                raise ValueError("calibrated figures of a cross-validated report must cover every network")
+            if (self.calibration is None) != (sel.chosen == "none"):
+                raise ValueError(f"calibration: the served calibration is not the chosen model {sel.chosen!r}")
+            return self
         if self.calibration is not None:
             if self.calibrated is None:
                 raise ValueError("calibration without calibrated figures")
@@ -137,6 +174,8 @@ class PlanIn(Strict):
     seed: int | None = None
     n: Count | None = None
     named: Annotated[list[Arch], Field(max_length=100_000)] = Field(default_factory=list)
+    draw: Literal["stratified", "uniform"] | None = None
+    strata: Annotated[int, Field(ge=1, le=1000)] | None = None
 
 
 class AccuracyUpload(Strict):
@@ -180,3 +219,6 @@ class AccuracyPublic(BaseModel):
     finished_at: str | None = None
     report: dict[str, Any]
     networks: list[dict[str, Any]] = Field(default_factory=list)
+    verdict: dict[str, Any] | None = Field(
+        default=None, description="trusted / rough / not validated, with the reasons (searchspace.intervals.verdict)"
+    )
