@@ -508,7 +508,7 @@ def test_cli_register_list_create_status(server) -> None:
     assert "validation networks 0/3 done" in status.output and "3 pending" in status.output
     with HwlutClient(url, token=token) as client, pytest.raises(Invalid) as bad:
         client.create_job("cli-box", resolution=32, entries=["tbs_h224_w224_cin3_cout16_s1_k3_e1_g1"])
-    assert bad.value.problems[0]["loc"][-1] == "entries[0]"
+    assert bad.value.problems[0]["loc"] == ["body", "entries", 0]
 
 
 def test_earlier_uploads_are_compared_on_the_checked_fields_less_what_identical_devices_differ_in() -> None:

@@ -85,7 +85,7 @@ def test_job_list_finds_a_job_and_job_cancel_removes_it_from_the_agents_work(ser
     made = run("job", "create", "--device", "lister", "-r", "32", "--entry", SPACE.distinct_entries()[0].key,
                "--token", token, env=env)  # fmt: skip
     assert made.exit_code == 0, made.output
-    job_id = int(made.output.split()[1])
+    job_id = int(made.stdout.split()[1])  # stdout: the in-process server's JSON access log goes to stderr
     assert f"hwlut agent --server {served['url']} --token DEVICE_TOKEN --job {job_id}" in made.output
     listed = run("job", "list", "--device", "lister", env=env)
     assert listed.exit_code == 0 and f"{job_id}" in listed.output and "pending" in listed.output
