@@ -31,7 +31,7 @@ from searchspace import Architecture, Entry, SpaceSpec
 from searchspace.paths import hwlut_home
 
 from .exporters import EXPORTERS, ONNX_OPTIMIZE, ExportError, quiet
-from .workers import run_in_workers, tmp_prefix, worker_setup
+from .workers import exit_when_terminated, run_in_workers, tmp_prefix, worker_setup
 
 __all__ = [
     "FORMATS",
@@ -243,7 +243,7 @@ def _worker_init(parent: int, formats: tuple[str, ...]) -> None:
 
 
 def _worker_export(root: str, targets: list[Target], fmt: str, batch: int, seed: int) -> list[Artifact]:
-    return ArtifactCache(Path(root)).build_group(targets, fmt, batch, seed)
+    return exit_when_terminated(ArtifactCache(Path(root)).build_group, targets, fmt, batch, seed)
 
 
 #: Entries per exporter call: the fixed cost per call is shared by this many.

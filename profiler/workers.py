@@ -24,7 +24,15 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["TMP_PREFIX", "run_in_workers", "sigint_ignored", "stop_workers", "tmp_prefix", "worker_setup"]
+__all__ = [
+    "TMP_PREFIX",
+    "exit_when_terminated",
+    "run_in_workers",
+    "sigint_ignored",
+    "stop_workers",
+    "tmp_prefix",
+    "worker_setup",
+]
 
 #: Exporters write under ``<cache>/<format>/.tmp-<pid>-…`` and rename into place when done.
 TMP_PREFIX = ".tmp-"
@@ -32,6 +40,8 @@ TMP_PREFIX = ".tmp-"
 STOP_GRACE_S = 5.0
 _PR_SET_PDEATHSIG = 1
 T = TypeVar("T")
+#: The worker's parent (set by :func:`worker_setup`).
+_PARENT: dict[str, int] = {}
 
 
 def tmp_prefix() -> str:
@@ -43,8 +53,24 @@ def _terminated(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)  # unwinds: ``with`` blocks remove their temporary files
 
 
+def exit_when_terminated(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a worker; a SIGTERM meanwhile unwinds it (removing its temporary files).
+
+    With the parent alive, the pool's worker loop then takes the ``SystemExit`` as the task's
+    result and ends on the shutdown the parent sends. With the parent gone it would wait for the
+    next task for ever: the process ends here instead.
+    """
+    try:
+        return fn(*args)
+    except SystemExit as exc:
+        if os.getppid() == _PARENT.get("pid"):
+            raise
+        os._exit(exc.code if isinstance(exc.code, int) else 1)
+
+
 def worker_setup(parent: int) -> None:
     """In a worker: ignore SIGINT, unwind on SIGTERM, and get SIGTERM when ``parent`` dies."""
+    _PARENT["pid"] = parent
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminated)
     if sys.platform.startswith("linux"):
@@ -93,6 +119,7 @@ def stop_workers(pool: ProcessPoolExecutor, roots: list[Path], grace_s: float = 
             with contextlib.suppress(OSError, ValueError):
                 process.kill()
     _wait(processes, time.monotonic() + grace_s)
+    pool.shutdown(wait=True)  # its manager thread sees the workers gone and frees the pool's semaphores
     pids = [process.pid for process in processes if process.pid is not None]
     for root in roots:
         for pid in pids:

@@ -135,6 +135,20 @@ def test_sigterm_to_profile_leaves_no_worker(tmp_path: Path) -> None:
     assert err.strip().startswith("interrupted") and len(err.strip().splitlines()) == 1, err
 
 
+def test_workers_end_with_a_parent_killed_outright(tmp_path: Path) -> None:
+    """SIGKILL to the parent mid-export (no cleanup of its own): its workers end too, no temporary folder left."""
+    home = tmp_path / "home"
+    proc = _start(
+        ["profile", "--runtime", "ort", "-r", "32", "--limit", str(LIMIT), "--out", "lut.json"], home, tmp_path
+    )
+    _wait_for(lambda: _finished(home), "finished artifact", proc=proc)  # the workers are exporting
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=20)
+    _wait_for(lambda: not _group_members(proc.pid), "end of every worker process", timeout=20)
+    proc.communicate(timeout=20)  # (the resource tracker warns of the semaphores the killed parent left)
+    assert not list((home / "artifacts").rglob(".tmp-*"))
+
+
 def test_ctrl_c_during_single_export(tmp_path: Path) -> None:
     """``hwlut export`` (one artifact, in-process): Ctrl-C gives one line and exit 130, no temporary file."""
     home = tmp_path / "home"
