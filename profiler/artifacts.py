@@ -17,7 +17,7 @@ networks, a validation) reaches its models this way:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from searchspace import Entry
@@ -38,12 +38,20 @@ def cache_or_default(cache: Any = None) -> Any:
     return cache if cache is not None else ArtifactCache()
 
 
-def prefetch_artifacts(cache: Any, items: Sequence[Entry | Target], fmt: str) -> None:
-    """Export the ``items`` the cache lacks as ``fmt``, grouped and in parallel; a failure is left to the load."""
+def prefetch_artifacts(
+    cache: Any,
+    items: Sequence[Entry | Target],
+    fmt: str,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Export the ``items`` the cache lacks as ``fmt``, grouped and in parallel; a failure is left to the load.
+
+    ``on_progress(finished, total)`` is called per finished artifact (:func:`~profiler.export.export_many`).
+    """
     if not items or not isinstance(cache, ArtifactCache):  # a stand-in cache exports nothing
         return
     with contextlib.suppress(Exception):  # each item's own export names what fails, when it is loaded
-        export_many(cache, [(target_of(item), fmt) for item in items])
+        export_many(cache, [(target_of(item), fmt) for item in items], on_progress=on_progress)
 
 
 def load_artifact(cache: Any, item: Entry | Target, runtime: Runtime) -> Loaded:

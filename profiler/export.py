@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
@@ -31,6 +31,7 @@ from searchspace import Architecture, Entry, SpaceSpec
 from searchspace.paths import hwlut_home
 
 from .exporters import EXPORTERS, ONNX_OPTIMIZE, ExportError, quiet
+from .workers import exit_when_terminated, run_in_workers, tmp_prefix, worker_setup
 
 __all__ = [
     "FORMATS",
@@ -191,7 +192,7 @@ class ArtifactCache:
         examples = [torch.randn(t.input_shape(batch), generator=torch.Generator().manual_seed(seed)) for t in targets]
         folder = self.root / fmt
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder, prefix=".tmp-") as tmp:
+        with tempfile.TemporaryDirectory(dir=folder, prefix=tmp_prefix()) as tmp:
             tmp_paths = [Path(tmp) / f"{k}{SUFFIX[fmt]}" for k in range(len(targets))]
             try:
                 extras = EXPORTERS[fmt](modules, examples, tmp_paths)
@@ -228,18 +229,21 @@ class ArtifactCache:
         return Artifact(path, fmt, target.label, digest, meta)
 
 
-def _worker_init() -> None:
-    """Pay the exporters' import cost once per worker; one torch thread per worker."""
+def _worker_init(parent: int, formats: tuple[str, ...]) -> None:
+    """Pay the import cost of the exporters of ``formats`` once per worker; one torch thread; end with ``parent``."""
+    worker_setup(parent)
     with quiet():
-        import litert_torch  # noqa: F401
-        import onnxscript  # noqa: F401
+        if "tflite" in formats:
+            import litert_torch  # noqa: F401
+        if "onnx" in formats:
+            import onnxscript  # noqa: F401
         import torch
 
         torch.set_num_threads(1)
 
 
 def _worker_export(root: str, targets: list[Target], fmt: str, batch: int, seed: int) -> list[Artifact]:
-    return ArtifactCache(Path(root)).build_group(targets, fmt, batch, seed)
+    return exit_when_terminated(ArtifactCache(Path(root)).build_group, targets, fmt, batch, seed)
 
 
 #: Entries per exporter call: the fixed cost per call is shared by this many.
@@ -277,6 +281,7 @@ def export_many(
     batch: int = 1,
     seed: int = 0,
     on_done: Callable[[Artifact], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> list[Artifact]:
     """Artifacts for many ``(target, format)`` pairs, exporting what the cache lacks.
 
@@ -287,9 +292,21 @@ def export_many(
     the model a lone export gives, bar names), by ``workers`` processes (default: one
     per CPU) that pay the exporters' import cost once each. Returns the
     artifacts in the order of ``jobs``.
+
+    ``on_done(artifact)`` is called per artifact as it is ready, cached ones first;
+    ``on_progress(finished, len(jobs))`` likewise, ``finished`` counting 1, 2, …
+    An interruption (Ctrl-C, any error) stops the workers before it propagates
+    (:mod:`profiler.workers`); the artifacts finished by then stay in the cache.
     """
     results: dict[int, Artifact] = {}
     todo: list[int] = []
+
+    def done(artifact: Artifact) -> None:
+        if on_done is not None:
+            on_done(artifact)
+        if on_progress is not None:
+            on_progress(len(results), len(jobs))
+
     for i, (target, fmt) in enumerate(jobs):
         if fmt not in EXPORTERS:
             raise ValueError(f"format: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
@@ -298,8 +315,7 @@ def export_many(
             todo.append(i)
         else:
             results[i] = found
-            if on_done is not None:
-                on_done(found)
+            done(found)
     todo = list(dict.fromkeys(todo))
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
     chunks = _groups(todo, jobs, workers)
@@ -307,19 +323,28 @@ def export_many(
     def collect(chunk: list[int], artifacts: list[Artifact]) -> None:
         for i, artifact in zip(chunk, artifacts, strict=True):
             results[i] = artifact
-            if on_done is not None:
-                on_done(artifact)
+            done(artifact)
 
     if workers == 1:
         for chunk in chunks:
             collect(chunk, cache.build_group([jobs[i][0] for i in chunk], jobs[chunk[0]][1], batch, seed))
     elif chunks:
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
-            futures = {
+        formats = tuple(sorted({jobs[c[0]][1] for c in chunks}))
+
+        def make_pool() -> ProcessPoolExecutor:
+            initargs = (os.getpid(), formats)
+            return ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=initargs)
+
+        def submit(pool: ProcessPoolExecutor) -> dict[Future, list[int]]:
+            return {
                 pool.submit(_worker_export, str(cache.root), [jobs[i][0] for i in c], jobs[c[0]][1], batch, seed): c
                 for c in chunks
             }
+
+        def wait(futures: dict[Future, list[int]]) -> None:
             for future in as_completed(futures):
                 collect(futures[future], future.result())
+
+        run_in_workers(make_pool, submit, wait, [cache.root])
     return [results[i] for i in range(len(jobs))]

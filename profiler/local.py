@@ -35,7 +35,7 @@ that finish nothing cost no file write.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,9 @@ class ProfileHooks:
 
     def exporting(self, key: str, index: int, count: int) -> None:
         """Exporting / loading entry ``index`` of ``count`` of the next batch."""
+
+    def exported(self, finished: int, count: int) -> None:
+        """``finished`` of the ``count`` artifacts the run needs are in the cache (called once per artifact)."""
 
     def measuring(self, batch: int, batches: int, size: int) -> None:
         """Measuring batch ``batch`` (1-based) of ``batches``, with ``size`` entries."""
@@ -120,9 +123,9 @@ class _Artifacts:
     cache: Any
     load_s: float = 0.0
 
-    def prefetch(self, entries: Sequence[Entry]) -> None:
+    def prefetch(self, entries: Sequence[Entry], on_progress: Callable[[int, int], None] | None = None) -> None:
         """Export what the cache lacks, grouped (a failure names its entry at :meth:`load`)."""
-        prefetch_artifacts(self.cache, entries, self.runtime.format)
+        prefetch_artifacts(self.cache, entries, self.runtime.format, on_progress)
 
     def load(self, entry: Entry) -> Loaded:
         """Load an entry's artifact (exported now when the cache lacks it), adding up ``load_s``."""
@@ -202,9 +205,11 @@ def profile_space(
     total = len(wanted)
     hooks.start(total, total - len(todo))
     if todo:
-        hooks.exporting(f"{len(todo) + 2} artifacts (grouped, parallel)", 0, len(todo) + 2)
+        exported = getattr(hooks, "exported", None)  # hooks written before it may lack it
+        if exported is not None:
+            exported(0, len(todo) + 2)
         t0 = time.perf_counter()
-        artifacts.prefetch([TRIVIAL_ENTRY, sentinel, *todo])
+        artifacts.prefetch([TRIVIAL_ENTRY, sentinel, *todo], exported)
         export_s = time.perf_counter() - t0
 
     if table.overhead_us is None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer.core
 from rich.console import Console
+from rich.progress import Progress
 
-__all__ = ["PIPED_WIDTH", "out_console", "widen_help"]
+__all__ = ["PIPED_WIDTH", "live_progress", "out_console", "widen_help"]
 
 #: Columns of a result printed into a pipe or a log: Rich's 80 would cut the wide tables.
 PIPED_WIDTH = 120
@@ -20,6 +23,17 @@ def out_console() -> Console:
     if sys.stdout.isatty() or os.environ.get("COLUMNS"):
         return Console()
     return Console(width=PIPED_WIDTH)
+
+
+@contextmanager
+def live_progress(progress: Progress) -> Iterator[Progress]:
+    """``with progress:``, except that Ctrl-C erases the bars, so an interrupted command ends with one line."""
+    with progress:
+        try:
+            yield progress
+        except KeyboardInterrupt:
+            progress.live.transient = True  # not even a final frame into a pipe or log
+            raise
 
 
 #: How ``--help`` names a value's type: words a user knows, not Python's type names (``<list[Path]>``).

@@ -23,6 +23,7 @@ from rich.text import Text
 from searchspace import SpecError, load_space
 from searchspace.jobs import CACHE_MODES, OPTIMIZATION_LEVELS, RUNTIME_ALIASES, canonical_runtime
 
+from .console import live_progress
 from .errors import fail
 from .options import PROTOCOL_DEFAULTS, CacheModeOpt, ProtocolOptions, RuntimeOpt, choices, protocol_options
 
@@ -101,15 +102,32 @@ class _RichHooks:
         self.task = progress.add_task("starting", total=None, info="")
         self.redone = 0
         self.finished = 0
+        self.export_task: Any = None
 
     def start(self, total: int, done: int) -> None:
         self.finished = done
         self.progress.update(self.task, total=total, completed=done, description="overhead", info="")
 
     def exporting(self, key: str, index: int, count: int) -> None:
+        self._end_export()
         self.progress.update(self.task, description=f"export {index + 1}/{count}", info=key)
 
+    def exported(self, finished: int, count: int) -> None:
+        """The export line counts finished artifacts: ``export ━━━  5/12 artifacts``; gone when all are in."""
+        if self.export_task is None:
+            self.progress.update(self.task, description="waiting")
+            self.export_task = self.progress.add_task("export", total=count, info="", unit="artifacts")
+        self.progress.update(self.export_task, completed=finished, total=count)
+        if finished >= count:
+            self._end_export()
+
+    def _end_export(self) -> None:
+        if self.export_task is not None:  # done, or a stand-in cache that exports nothing
+            self.progress.remove_task(self.export_task)
+            self.export_task = None
+
     def measuring(self, batch: int, batches: int, size: int) -> None:
+        self._end_export()
         self.progress.update(self.task, description=f"batch {batch}/{batches}", info=f"{size} entries")
 
     def passed(self, report: Any, done: float, total: int) -> None:
@@ -122,12 +140,13 @@ class _RichHooks:
 
 
 class _EntriesColumn(ProgressColumn):
-    """``12/112 entries`` once the total is known (nothing before: no ``0/None``)."""
+    """``12/112 entries`` once the total is known (nothing before: no ``0/None``); a task's ``unit`` field
+    names what it counts (``5/12 artifacts``)."""
 
     def render(self, task: Task) -> Text:
         if task.total is None:
             return Text("")
-        return Text(f"{task.completed:.0f}/{task.total:.0f} entries")
+        return Text(f"{task.completed:.0f}/{task.total:.0f} {task.fields.get('unit', 'entries')}")
 
 
 def _progress(console: Console) -> Progress:
@@ -271,7 +290,7 @@ def profile(
     progress = _progress(console)
     existed = out.exists()
     try:
-        with progress:
+        with live_progress(progress):
             table = profile_space(
                 spec, rt, out, cfg, entries=entries, batch_size=batch_size or None, hooks=_RichHooks(progress)
             )

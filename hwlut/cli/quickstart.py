@@ -39,7 +39,7 @@ from rich.console import Console
 
 from searchspace.validation import DEFAULT_NETWORKS, MAX_VALIDATION_NETWORKS
 
-from .console import out_console
+from .console import live_progress, out_console
 from .quickstart_view import QuickHooks, Run, accuracy_summary, phase_line, summary
 from .supervisor import local_server, until_signalled
 
@@ -226,12 +226,13 @@ def _main(
     wanted = export_jobs(space, entries, archs)
     t0 = time.perf_counter()
     missing = sum(1 for target, fmt in wanted if cache.lookup(target, fmt) is None)
-    with console.status(f"exporting {missing} of {len(wanted)} artifacts the cache lacks (grouped, parallel)…"):
-        export_many(cache, wanted)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with live_progress(Progress(*columns, console=console, transient=True)) as progress:
+        task = progress.add_task(f"export ({missing} not cached)", total=len(wanted))
+        export_many(cache, wanted, on_progress=lambda done, _total: progress.update(task, completed=done))
     phases["export"] = time.perf_counter() - t0
     console.print(f"export: {missing} artifacts exported in {phases['export']:.1f} s (cache {cache.root})")
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     for run in runs:
         t0 = time.perf_counter()
         with Progress(*columns, console=console) as progress:
