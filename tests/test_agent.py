@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from hwlut.cli.supervisor import local_server
-from lutclient import HwlutClient, ServerUnreachable
+from lutclient import HwlutClient, NotFound, ServerUnreachable
 from profiler.agent import AgentConfig, Outbox, SettingsMismatch, canonical_runtime, runtime_for_job
 from searchspace import fbnet_space, network_item_key
 
@@ -174,8 +174,10 @@ def test_whole_job_completes_and_its_lut_is_served(server, tmp_path, agents) -> 
         assert prov["runtime"]["runtime"] == "ort" and prov["runtime"]["threads"] == 1
         assert prov["protocol"]["time_cap_s"] == FAST["time_cap_s"] and prov["host"]["cpu_model"]
         assert lut.overhead_us is not None and lut.overhead_us > 0
-        served = client.entry("box", KEYS[3])  # "latest": the newest complete LUT
+        served = client.entry("box", KEYS[3], lut=job["id"])
         assert served["latency_us"] == pytest.approx(lut.entries[KEYS[3]]["median"])
+        with pytest.raises(NotFound, match=rf"only partial LUTs \(job {job['id']}.*--job {job['id']}"):
+            client.entry("box", KEYS[3])  # a job restricted to a few entries is never `latest`
     assert not outbox_files()
 
 
@@ -407,7 +409,7 @@ def test_agent_measures_validation_networks_and_the_server_computes_the_accuracy
         state = client.job(job["id"])
         acc = client.accuracy("box", lut=job["id"])
         lut = client.lut("box", job["id"])
-        estimate = client.architecture_latency("box", JOB_NETS[1], lut="latest")
+        estimate = client.architecture_latency("box", JOB_NETS[1], lut=job["id"])
     assert state["status"] == "complete" and state["validation"]["done"] == len(JOB_NETS)
     rep = acc["report"]
     assert acc["source"] == "job" and acc["lut"] == job["id"] and [r["arch"] for r in rep["rows"]] == JOB_NETS
@@ -435,14 +437,14 @@ def test_agent_measures_validation_networks_and_the_server_computes_the_accuracy
         validating = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env=dict(os.environ))
     try:
         poll(lambda: _job(url, token, job["id"])["validation"]["total"] == 6, "hwlut validate adding the networks")
-        with HwlutClient(url, token=token) as client:  # added, not measured: the job and `latest` stay
+        with HwlutClient(url, token=token) as client:  # added, not measured: the job stays as it was
             now = client.job(job["id"])
             assert (now["status"], now["completed_at"], now["progress"]) == (
                 "complete",
                 state["completed_at"],
                 state["progress"],
             )
-            assert client.lut_and_id("box")[0] == job["id"]
+            assert client.lut_and_id("box", job["id"])[0] == job["id"]
         second = AgentProcess(tmp_path, url, token, "--once", "--batch", "8")
         agents.append(second)
         assert second.wait() == 0, second.text()

@@ -54,7 +54,7 @@ from .jobs import (
     validation_progress,
 )
 from .leases import Lease, claim_items, heartbeat, release_items, report_failure, upload_results
-from .luts import import_table, lut_snapshot, resolve_lut
+from .luts import covers_space, import_table, lut_snapshot, resolve_lut
 
 __all__ = [
     "JOB_STATUSES",
@@ -74,6 +74,7 @@ __all__ = [
     "cancel_job",
     "claim_items",
     "compare_luts",
+    "covers_space",
     "create_device",
     "create_job",
     "delete_device",

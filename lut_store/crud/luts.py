@@ -19,7 +19,7 @@ from .changes import mark_luts_changed
 from .devices import get_device
 from .jobs import get_job, get_or_create_space
 
-__all__ = ["entry_row", "import_table", "lut_snapshot", "resolve_lut"]
+__all__ = ["covers_space", "entry_row", "import_table", "lut_snapshot", "resolve_lut"]
 
 
 def entry_row(
@@ -90,19 +90,46 @@ def import_table(*, session: Session, device: Device, table: Table, space: Space
     return job
 
 
+def covers_space(*, session: Session, job: Job) -> bool:
+    """Whether the job's stored entries hold every distinct entry of its space (a job without a space: yes).
+
+    A complete profile job not restricted with ``entries`` measured them all;
+    an import or a restricted job is checked against its stored rows.
+    """
+    if job.space is None:
+        return True
+    if job.kind == "profile" and not (job.options or {}).get("entries"):
+        return True
+    present = set(session.scalars(select(LutEntry.entry_key).where(LutEntry.job_id == job.id)))
+    return all(e.key in present for e in SpaceSpec.from_dict(job.space.spec).distinct_entries())
+
+
 def resolve_lut(*, session: Session, device: str, ref: str | int) -> Job:
-    """The LUT ``ref`` of a device: a job id, or ``latest`` (the newest complete LUT)."""
+    """The LUT ``ref`` of a device: a job id, or ``latest`` (the newest complete LUT holding its whole space).
+
+    ``latest`` skips partial LUTs (an import lacking entries, a job restricted
+    to some entries); a device with only partial ones is :class:`NotFound`
+    naming them, so the caller picks one by its job id.
+    """
     dev = get_device(session=session, name=device)
     if ref == "latest":
-        job = session.scalar(
+        partial: list[int] = []
+        for job in session.scalars(
             select(Job)
             .where(Job.device_id == dev.id, Job.status == JobStatus.COMPLETE)
             .order_by(Job.completed_at.desc(), Job.id.desc())
-            .limit(1)
-        )
-        if job is None:
-            raise NotFound("lut", f"device {device!r} has no complete LUT yet")
-        return job
+        ):
+            if covers_space(session=session, job=job):
+                return job
+            partial.append(job.id)
+        if partial:
+            ids = ", ".join(str(i) for i in partial[:5]) + (", ..." if len(partial) > 5 else "")
+            raise NotFound(
+                "lut",
+                f"device {device!r} has only partial LUTs (job {ids}: not every entry of the space), "
+                f"so 'latest' names none; pick one by its job id (--job {partial[0]})",
+            )
+        raise NotFound("lut", f"device {device!r} has no complete LUT yet")
     try:
         job_id = int(ref)
     except ValueError:
@@ -121,8 +148,8 @@ def lut_snapshot(*, session: Session, job: Job) -> LutSnapshot:
             entry = Entry(r.op, r.cin, r.cout, r.h, r.w, r.stride, r.kernel, r.expansion, r.groups)  # type: ignore[arg-type]
         rows.append(TableRow(r.key, entry, r.latency_us, r.stats, r.source))
     space = SpaceSpec.from_dict(job.space.spec) if job.space else None
-    covers = True  # an imported table is complete when it holds every distinct entry of its space
-    if job.kind == "import" and space is not None:
+    covers = True  # a LUT is complete when it holds every distinct entry of its space (imports, restricted jobs)
+    if space is not None and not (job.kind == "profile" and not (job.options or {}).get("entries")):
         present = {row.entry.key for row in rows if row.entry is not None}
         covers = all(e.key in present for e in space.distinct_entries())
     return LutSnapshot(
