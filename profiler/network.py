@@ -26,7 +26,7 @@ alike). A LUT that lacks entries of a network raises
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,7 @@ from searchspace.accuracy import overhead_prediction
 
 from .artifacts import cache_or_default, load_artifact
 from .export import network_target
-from .protocol import EntryResult, ProtocolConfig, measure_batch
+from .protocol import EntryResult, PassReport, ProtocolConfig, measure_batch
 from .runtimes import Loaded, Runtime
 
 __all__ = [
@@ -151,6 +151,7 @@ def measure_networks(
     sentinel: Entry | None = None,
     lut: LatencyTable | None = None,
     clock: Clock = time.perf_counter_ns,
+    on_pass: Callable[[PassReport], None] | None = None,
 ) -> list[NetworkMeasurement]:
     """Measure whole networks of ``space`` end to end, interleaved in one batch.
 
@@ -158,7 +159,8 @@ def measure_networks(
     the sentinel). ``cache``: an :class:`profiler.export.ArtifactCache` (or a
     stand-in with ``get(target, fmt)``; default: the user's cache). ``lut``:
     price each network from this table too; it is checked (space, missing
-    entries) before anything is exported.
+    entries) before anything is exported. ``on_pass``: called after every
+    pass (:func:`profiler.protocol.measure_batch`), e.g. to show progress.
     """
     decoded = [space.decode(a) if isinstance(a, str) else space.decode(list(a.ops)) for a in archs]
     if not decoded:
@@ -177,7 +179,9 @@ def measure_networks(
         if sentinel is not None:
             sentinel_model = load_artifact(cache, sentinel, runtime)
         reference = sentinel_model if sentinel_model is not None else loaded[labels[0]]
-        result = measure_batch([(label, loaded[label]) for label in labels], reference, config, clock=clock)
+        result = measure_batch(
+            [(label, loaded[label]) for label in labels], reference, config, clock=clock, on_pass=on_pass
+        )
     finally:
         for model in loaded.values():
             model.close()

@@ -45,7 +45,7 @@ from .artifacts import cache_or_default, load_artifact, prefetch_artifacts
 from .export import network_target
 from .local import default_sentinel
 from .network import NetworkMeasurement, measure_networks
-from .protocol import TRIVIAL_ENTRY, BatchResult, ProtocolConfig, measure_batch
+from .protocol import TRIVIAL_ENTRY, BatchResult, PassReport, ProtocolConfig, measure_batch
 from .provenance import now_iso
 from .runtimes import Loaded, Runtime, cache_mode_of, warm_runtime
 from .runtimes.coldcache import MODE_SETTINGS
@@ -141,6 +141,7 @@ def validate_lut(
     cache: Any = None,
     check: bool = True,
     measure: Callable[..., list[NetworkMeasurement]] = measure_networks,
+    on_progress: Callable[[int, int, float], None] | None = None,
 ) -> ValidationResult:
     """Measure ``archs`` plus ``n`` seeded networks of the LUT's space end to end and report accuracy.
 
@@ -152,6 +153,10 @@ def validate_lut(
     model name (it or none) or None. ``quick`` marks the report as a quick
     look (the verdict says so). Raises :class:`searchspace.MissingEntries`
     before measuring anything when the LUT lacks an entry of a network.
+    ``on_progress(measured, total, share)`` is called after every pass of the
+    measurement: networks measured so far, of ``total``, and the share of the
+    work done (an unfinished network counted by the part of its time cap it
+    used, so a time left from it is pessimistic).
     """
     plain = warm_runtime(runtime)  # networks always run warm
     if check:
@@ -175,7 +180,16 @@ def validate_lut(
         table.network_latency(arch)
     if measure is measure_networks:
         cache = prefetch_networks(space, chosen, plain.format, cache)
-    measured = measure(space, chosen, plain, config, cache=cache, lut=table)
+    extra: dict[str, Any] = {}
+    if on_progress is not None:
+        total, done = len(dict.fromkeys(chosen)), [0]
+
+        def on_pass(report: PassReport) -> None:
+            done[0] += len(report.finished)
+            on_progress(done[0], total, min(1.0, report.progress / total))
+
+        extra["on_pass"] = on_pass
+    measured = measure(space, chosen, plain, config, cache=cache, lut=table, **extra)
     rows = [
         NetworkRow(arch=m.arch, measured_us=m.measured_us, raw_us=float(m.predicted_us), entries=m.entries)
         for m in measured

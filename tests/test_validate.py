@@ -366,3 +366,23 @@ def test_validate_needs_a_file_or_a_server_and_device(tmp_path: Path) -> None:
     # HWLUT_SERVER names the server; an unreachable one is exit 1 with its address.
     away = CliRunner().invoke(app, ["validate", "--device", "d"], env={**env, "HWLUT_SERVER": "http://127.0.0.1:9"})
     assert away.exit_code == 1 and "127.0.0.1:9" in away.output
+
+
+def test_validate_progress_counts_measured_networks_and_the_time_left() -> None:
+    from hwlut.cli.validate import progress_text
+
+    space = load_space("fbnet", resolution=32)
+    archs = validation_archs(space, 5, seed=4)
+    calls: list[tuple[int, int, float]] = []
+    validate_lut(
+        _lut_for(space, archs), _Runtime(), CFG, n=5, seed=4, cache=_Cache(), on_progress=lambda *a: calls.append(a)
+    )
+    assert calls and calls[-1] == (5, 5, 1.0)
+    assert all(total == 5 for _, total, _ in calls)
+    counts, shares = [c[0] for c in calls], [c[2] for c in calls]
+    assert counts == sorted(counts) and shares == sorted(shares) and counts[0] < 5
+    # the time left comes from the rate since the first pass
+    assert progress_text(2, 10, 0.5, (100.0, 0.25), 110.0) == "networks 2/10 measured, about 20s left"
+    assert progress_text(1, 10, 0.1, (0.0, 0.0), 30.0) == "networks 1/10 measured, about 4m 30s left"
+    assert progress_text(0, 10, 0.1, (5.0, 0.1), 5.0) == "networks 0/10 measured, estimating the time left"
+    assert progress_text(10, 10, 1.0, (0.0, 0.0), 9.0) == "networks 10/10 measured"

@@ -207,9 +207,25 @@ def validate(
     cfg = protocol.config()
     space = table.space
     try:
-        with err.status(f"exporting and measuring validation networks of {space.name}-{space.resolution} on {name}"):
+        doing = f"exporting and measuring validation networks of {space.name}-{space.resolution} on {name}"
+        with err.status(doing) as spinner:
+            first: list[tuple[float, float]] = []  # (time, share) at the first pass: the rate is measured from it
+
+            def shown(measured: int, total: int, share: float) -> None:
+                first[:] = first or [(time.monotonic(), share)]
+                spinner.update(f"{doing}: {progress_text(measured, total, share, first[0], time.monotonic())}")
+
             result = validate_lut(
-                table, rt, cfg, n=n, seed=seed, archs=arch or (), calibration=kind, draw=draw, strata=strata
+                table,
+                rt,
+                cfg,
+                n=n,
+                seed=seed,
+                archs=arch or (),
+                calibration=kind,
+                draw=draw,
+                strata=strata,
+                on_progress=shown,
             )
     except ArchitectureError as exc:
         raise typer.BadParameter(str(exc), param_hint="--arch") from None
@@ -251,6 +267,18 @@ def validate(
     if device is not None and job_id is not None:
         assert server is not None
         _upload(err, server, device, job_id, token, result.to_dict())
+
+
+def progress_text(measured: int, total: int, share: float, since: tuple[float, float], now: float) -> str:
+    """``networks 3/10 measured, about 1m 20s left``: the time left from the rate since ``since`` (time, share)."""
+    text = f"networks {measured}/{total} measured"
+    t0, share0 = since
+    if share >= 1.0:
+        return text
+    if share <= share0 or now <= t0:
+        return f"{text}, estimating the time left"
+    left = round((now - t0) / (share - share0) * (1.0 - share))
+    return f"{text}, about {left // 60}m {left % 60:02d}s left" if left >= 60 else f"{text}, about {left}s left"
 
 
 def _via_agent(
