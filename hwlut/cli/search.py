@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .console import out_console
+from .errors import EXIT_INTERRUPTED
 
 PROXY_CHOICES = ("synthetic", "digits")
 
@@ -90,6 +93,7 @@ def _run_with_progress(
             progress.reset(step_task)
             console.print(
                 f"  epoch {record['epoch']:3d}/{epochs}  τ {record['tau']:.3f}  "
+                f"loss {record['train_loss']:.3f} (w) {record['arch_loss']:.3f} (θ)  "
                 f"train acc {record['train_acc']:.3f}  θ-split acc {record['arch_acc']:.3f}  "
                 + ("" if record["val_acc"] is None else f"val acc (argmax) {record['val_acc']:.3f}  ")
                 + f"E[LAT] {_fmt_ms(record['expected_latency_us'])}  argmax {_fmt_ms(record['argmax_latency_us'])}  "
@@ -98,13 +102,37 @@ def _run_with_progress(
                 highlight=False,
             )
 
-        return searcher.run(
-            out_dir,
-            resume=resume,
-            pause_after=pause_after,
-            on_start=lambda: _say_estimate(console, searcher),
-            on_step=on_step,
-            on_epoch=on_epoch,
+        try:
+            return searcher.run(
+                out_dir,
+                resume=resume,
+                pause_after=pause_after,
+                on_start=lambda: _say_estimate(console, searcher),
+                on_step=on_step,
+                on_epoch=on_epoch,
+            )
+        except KeyboardInterrupt:
+            raise SearchStopped(searcher.epoch, epochs, out_dir) from None
+
+
+class SearchStopped(Exception):
+    """Ctrl-C during a search: the epochs its checkpoint in ``out_dir`` holds."""
+
+    def __init__(self, done: int, epochs: int, out_dir: Path) -> None:
+        super().__init__(done, epochs, out_dir)
+        self.done, self.epochs, self.out_dir = done, epochs, out_dir
+
+    def message(self) -> str:
+        """Where the search stopped and the command that continues it."""
+        args = sys.argv[1:] if sys.argv[1:2] == ["search"] else None
+        command = "the same command with --resume"
+        if args is not None:
+            command = "hwlut " + shlex.join([*args, *([] if "--resume" in args else ["--resume"])])
+        if self.done == 0:
+            return f"interrupted in epoch 1 of {self.epochs}, before any checkpoint: {command} starts it over"
+        return (
+            f"interrupted in epoch {self.done + 1} of {self.epochs} (checkpoint of epoch {self.done} in "
+            f"{self.out_dir}): resume with {command}"
         )
 
 
@@ -281,6 +309,9 @@ def search(
             )
     except SearchInterrupted as exc:
         console.print(f"{exc}; continue with the same command and --resume")
+    except SearchStopped as exc:
+        err.print(exc.message(), highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except ValueError as exc:  # a process group that could not form, a batch the processes cannot share
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
