@@ -25,8 +25,8 @@ TTL_S = 0.5
 
 def _complete_job(c: httpx.Client, token: str, median: float) -> int:
     auth = {"Authorization": f"Bearer {token}"}
-    job = c.post("/v1/devices/w/jobs", json={"resolution": 32, "entries": KEYS}, headers=auth).json()["id"]
-    lease = c.post(f"/v1/jobs/{job}/claim", json={"agent": "t", "max_items": 10}, headers=auth).json()
+    job = c.post("/v1/devices/w/jobs", json={"resolution": 32}, headers=auth).json()["id"]  # whole: `latest` names it
+    lease = c.post(f"/v1/jobs/{job}/claim", json={"agent": "t", "max_items": 1000}, headers=auth).json()
     results = [{"item_id": i["item_id"], "stats": {"median": median}} for i in lease["items"]]
     r = c.post(f"/v1/jobs/{job}/results", json={"lease_id": lease["lease_id"], "results": results}, headers=auth)
     assert r.json()["job_status"] == "complete", r.text
