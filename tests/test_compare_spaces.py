@@ -117,12 +117,12 @@ def test_the_compare_page_counts_the_unmatched_entries(store: Store) -> None:
         for name in ("note10", "subset", "pixel1"):
             add_device(c, name)
         _import(c, "note10", note10)
-        _import(c, "subset", yaml.safe_dump(subset))
+        partial = _import(c, "subset", yaml.safe_dump(subset))  # partial: `latest` names none, its job id does
         body = {"content": PIXEL1.read_text(), "format": "proxyless", "space": "proxylessnas-mobile"}
         assert c.post("/v1/devices/pixel1/luts", json=body, headers=bearer(ADMIN)).status_code == 201
         before = full_fingerprint(store)
 
-        r = c.get("/compare?a=note10&b=subset")
+        r = c.get(f"/compare?a=note10&b=subset&b_lut={partial}")
         assert r.status_code == 200, r.text
         unmatched = len(records) - 30
         assert f'data-matched="30" data-unmatched="{unmatched}"' in r.text

@@ -170,9 +170,11 @@ def test_make_runtime_selects_the_cache_mode() -> None:
 # -- validation against a scripted runtime ---------------------------------------------------------
 
 
-def _lut_for(space: SpaceSpec, archs: list[str], runtime: str = "fake") -> LatencyTable:
-    """A LUT holding every entry of ``archs``, latencies 20, 21, ... µs."""
+def _lut_for(space: SpaceSpec, archs: list[str], runtime: str = "fake", *, whole: bool = False) -> LatencyTable:
+    """A LUT holding every entry of ``archs`` (``whole``: of the space), latencies 20, 21, ... µs."""
     keys = list(dict.fromkeys(e.key for a in archs for e in space.entries_of(a)))
+    if whole:  # a complete LUT, which `latest` may name; the archs' entries keep their latencies
+        keys = list(dict.fromkeys([*keys, *(e.key for e in space.distinct_entries())]))
     return LatencyTable(
         space=space,
         entries={k: {"median": 20.0 + i} for i, k in enumerate(keys)},
@@ -296,7 +298,7 @@ def test_validate_against_a_real_server_fetches_validates_and_uploads(
 
     space = load_space("fbnet", resolution=32)
     archs = validation_archs(space, 8, seed=5)
-    table = _lut_for(space, archs)
+    table = _lut_for(space, archs, whole=True)
     latencies = {network_target(space, a).label: 1.05 * table.network_latency(a) + 80.0 for a in archs}
     # The networks run on the scripted runtime, from a stand-in artifact cache (nothing is exported).
     monkeypatch.setattr(profile_cmd, "runtime_from_options", lambda *a, **k: _Runtime(latencies=latencies))
@@ -311,7 +313,8 @@ def test_validate_against_a_real_server_fetches_validates_and_uploads(
             other = client.create_device("other")["token"]
             job_id = client.import_lut("box", json.dumps(table.to_dict()))["id"]
             assert client.architecture_latency("box", arch)["calibrated_us"] is None
-        base = ["validate", "--server", url, "--device", "box", "--here", "--runtime", "ort", "--n", "8", "--seed", "5"]
+        base = ["validate", "--server", url, "--device", "box", "--here", "--runtime", "ort", "--n", "8", "--seed", "5",
+                "--draw", "uniform"]  # the networks the scripted runtime knows: validation_archs' uniform draw
         refused = CliRunner().invoke(app, [*base, "--token", other], env={"COLUMNS": "200"})
         assert refused.exit_code == 1 and "not stored" in refused.output
 
