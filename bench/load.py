@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hwlut.cli.supervisor import free_port  # noqa: E402
+from hwlut.cli.supervisor import free_port, stop_group  # noqa: E402
 from lut_store.testing import empty_store  # noqa: E402
 from searchspace import fbnet_space  # noqa: E402
 
@@ -71,15 +70,6 @@ def start(db: str, workers: int, tmp: Path) -> tuple[subprocess.Popen[bytes], st
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def seed(url: str, agents: int) -> tuple[list[str], list[str]]:
@@ -215,7 +205,7 @@ def main() -> None:
                 log, uploaded = asyncio.run(run_load(url, keys, tokens, args.clients, args.seconds))
                 problems = check(url, uploaded)
             finally:
-                stop(proc)
+                stop_group(proc)
         reads = sum(len(log[k]) for k in ("entry", "batch", "arch", "lut"))
         print(
             f"\nworkers={workers}: {sum(len(v) for k, v in log.items() if k != 'errors')} requests, "

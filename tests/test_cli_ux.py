@@ -366,21 +366,26 @@ def test_lut_files_are_written_with_the_users_umask(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o640
 
 
-def test_the_profile_bar_counts_finished_entries_and_fits_80_columns() -> None:
-    from types import SimpleNamespace
-
+def _profile_bar() -> tuple[Any, Any]:
+    """``hwlut profile``'s progress hooks on an 80-column console, and a function that renders what it shows."""
     from rich.console import Console
 
     from hwlut.cli.profile import _progress, _RichHooks
 
     console = Console(width=80, record=True, force_terminal=False, color_system=None)
     progress = _progress(console)
-    hooks = _RichHooks(progress)
 
     def shown() -> str:
         console.print(progress.get_renderable())
         return console.export_text()
 
+    return _RichHooks(progress), shown
+
+
+def test_the_profile_bar_counts_finished_entries_and_fits_80_columns() -> None:
+    from types import SimpleNamespace
+
+    hooks, shown = _profile_bar()
     assert "None" not in shown()  # before the total is known: no "0/None entries"
     hooks.start(112, 5)
     hooks.measuring(1, 2, 60)
@@ -390,6 +395,20 @@ def test_the_profile_bar_counts_finished_entries_and_fits_80_columns() -> None:
     assert "7/112 entries" in text and "pass 3, 40 active" in text
     assert all(len(line) <= 80 for line in text.splitlines())
 
+
+
+def test_the_profile_bar_counts_finished_artifacts() -> None:
+    """``hwlut profile``'s export line: ``5/16 artifacts`` as they finish, within 80 columns, gone once all are in."""
+    hooks, shown = _profile_bar()
+    hooks.start(14, 0)
+    hooks.exported(0, 16)
+    assert "0/16 artifacts" in shown()
+    hooks.exported(5, 16)
+    text = shown()
+    assert "5/16 artifacts" in text and "0/14 entries" in text
+    assert all(len(line) <= 80 for line in text.splitlines())
+    hooks.exported(16, 16)
+    assert "artifacts" not in shown()
 
 def test_ctrl_c_while_waiting_for_a_server_is_exit_130_without_a_traceback() -> None:
     import signal

@@ -23,7 +23,7 @@ import yaml
 from test_agent import FAST, KEYS, create_job, poll, progress, register
 from testdata import need_postgres
 
-from hwlut.cli.supervisor import free_port
+from hwlut.cli.supervisor import free_port, stop_group
 from lut_store.testing import empty_store, postgres_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,12 +140,7 @@ def test_compose_services_run_as_written(pg_url: str, tmp_path: Path) -> None:
         if agent is not None and agent.poll() is None:
             agent.kill()
             agent.wait()
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_group(server)
         log.close()
         if agent_log is not None:
             agent_log.close()

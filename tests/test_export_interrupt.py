@@ -164,28 +164,3 @@ def test_ctrl_c_during_single_export(tmp_path: Path) -> None:
     err = _assert_clean_end(proc, home, 130)
     assert err.strip() == "interrupted", err
     assert not (tmp_path / "m.onnx").exists()
-
-
-def test_the_profile_bar_counts_finished_artifacts() -> None:
-    """``hwlut profile``'s export line: ``5/16 artifacts`` as they finish, within 80 columns, gone once all are in."""
-    from rich.console import Console
-
-    from hwlut.cli.profile import _progress, _RichHooks
-
-    console = Console(width=80, record=True, force_terminal=False, color_system=None)
-    progress = _progress(console)
-    hooks = _RichHooks(progress)
-
-    def shown() -> str:
-        console.print(progress.get_renderable())
-        return console.export_text()
-
-    hooks.start(14, 0)
-    hooks.exported(0, 16)
-    assert "0/16 artifacts" in shown()
-    hooks.exported(5, 16)
-    text = shown()
-    assert "5/16 artifacts" in text and "0/14 entries" in text
-    assert all(len(line) <= 80 for line in text.splitlines())
-    hooks.exported(16, 16)
-    assert "artifacts" not in shown()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import pytest
 from test_agent import poll
 from testdata import need_postgres
 
-from hwlut.cli.supervisor import free_port
+from hwlut.cli.supervisor import free_port, stop_group
 from lut_store.testing import empty_store, postgres_url
 from searchspace import fbnet_space
 
@@ -75,10 +74,5 @@ def test_a_lut_completed_through_one_worker_is_served_by_all(tmp_path: Path) -> 
         poll(lambda: time.monotonic() - done > TTL_S, "the cache TTL to pass", deadline_s=5)
         assert set(_fresh_reads(url, 12)) == {200.0}
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_group(server)
         log.close()

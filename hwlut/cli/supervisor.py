@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["free_port", "local_server", "until_signalled"]
+__all__ = ["free_port", "local_server", "stop_group", "until_signalled"]
 
 
 def free_port() -> int:
@@ -29,6 +29,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop_group(proc: subprocess.Popen[Any], grace_s: float = 30.0) -> None:
+    """Stop the process group ``proc`` leads (``start_new_session``): SIGTERM, then SIGKILL after ``grace_s``."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 @contextlib.contextmanager
