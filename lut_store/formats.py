@@ -42,7 +42,7 @@ import yaml
 from searchspace import Entry, EntryKeyError, LatencyTable, LutFileError, SpaceSpec, parse_key
 from searchspace.fields import LATENCY_FIELDS, STAT_FIELDS, FieldError
 from searchspace.fields import check_latency as _check_latency
-from searchspace.keys import HWNASBENCH_PREFIXES
+from searchspace.keys import HWNASBENCH_PREFIXES, PROXYLESS_NAMES
 
 from .safeyaml import load_yaml as _load_yaml
 
@@ -265,9 +265,9 @@ def _read_hwnasbench(doc: Mapping[Any, Any]) -> Table:
     return Table("hwnasbench", rows, provenance={"unit_of_source": "ms"})
 
 
-#: The ops of the ProxylessNAS / OFA grammar (:mod:`searchspace.keys`): a key that starts with one is
-#: refused when it does not parse, instead of being kept as a foreign row under a misspelt name.
-_OFA_OP_PREFIX = re.compile(r"^(expanded_conv|tbs|Conv_2|Conv_1|Conv|AvgPool2D|Logits|skip|zero)-")
+#: A key that starts with an op of the ProxylessNAS / OFA grammar (:data:`searchspace.keys.PROXYLESS_NAMES`)
+#: is refused when it does not parse, instead of being kept as a foreign row under a misspelt name.
+_OFA_OP_PREFIX = re.compile(rf"^({'|'.join(map(re.escape, PROXYLESS_NAMES))})-")
 
 
 def ofa_entry(key: str) -> Entry | None:

@@ -42,7 +42,7 @@ from typing import Any
 
 from .entries import MB3_OPS, Entry, EntryKeyError, build_entry_fields
 
-__all__ = ["HWNASBENCH_PREFIXES", "hwnasbench_key", "parse_foreign_key", "proxyless_key"]
+__all__ = ["HWNASBENCH_PREFIXES", "PROXYLESS_NAMES", "hwnasbench_key", "parse_foreign_key", "proxyless_key"]
 
 
 def hwnasbench_key(entry: Entry) -> str:
@@ -158,6 +158,8 @@ _PROXYLESS_OPS = {
     "skip": "skip",
     "zero": "zero",
 }
+#: The op names of the ProxylessNAS / OFA rendering (the first word of such a key, before ``-input:``).
+PROXYLESS_NAMES = tuple(_PROXYLESS_OPS)
 _PROXYLESS_EXTRAS = {"expand": "expansion", "kernel": "kernel", "stride": "stride", "group": "groups"}
 
 
