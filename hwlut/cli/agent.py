@@ -19,6 +19,7 @@ import typer
 from searchspace.jobs import RUNTIMES
 
 from .config import configured
+from .errors import EXIT_FAILED, EXIT_REFUSED, fail
 from .options import OptimizationOpt, choices
 from .remote import ServerOpt, server_url
 
@@ -160,9 +161,7 @@ def agent(
     try:
         measured = worker.run()
     except SettingsMismatch as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(str(exc), EXIT_REFUSED)
     except AgentError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        fail(str(exc), EXIT_FAILED)
     typer.echo(f"agent: done; {measured} entries measured, {worker.uploaded_count} uploaded")

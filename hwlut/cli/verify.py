@@ -25,6 +25,7 @@ from rich.console import Console
 from searchspace import ArchitectureError, LatencyTable, MissingEntries
 
 from .console import out_console
+from .errors import EXIT_FAILED, EXIT_REFUSED, fail
 from .options import PROTOCOL_DEFAULTS, ProtocolOptions, lut_file_option, protocol_options
 
 __all__ = ["lut_runtime", "verify"]
@@ -88,14 +89,11 @@ def verify(
     except (SearchMismatch, ArchitectureError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--result/--which") from None
     except MissingEntries as exc:
-        err.print(f"[red]error[/]: {lut} lacks {len(exc.keys)} entries of this network", highlight=False)
-        raise typer.Exit(2) from None
+        fail(f"{lut} lacks {len(exc.keys)} entries of this network", EXIT_REFUSED)
     except RuntimeUnavailable as exc:
-        err.print(f"[red]error[/]: {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        fail(str(exc), EXIT_REFUSED)
     except RuntimeError as exc:
-        err.print(f"[red]error[/]: {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        fail(str(exc), EXIT_FAILED)
     out = {**out, "result": str(result), "lut": str(lut)}
     if as_json:
         typer.echo(json.dumps(out, indent=1))
