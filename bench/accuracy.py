@@ -112,7 +112,14 @@ def main() -> None:
         action="store_true",
         help="build each LUT file first and measure the networks afterwards (not interleaved with the entries)",
     )
+    parser.add_argument(
+        "--within",
+        action="store_true",
+        help="with --separate: also time the same networks with their entries in one interleaved batch "
+        "(the figure within the build, beside the one apart from it)",
+    )
     args = parser.parse_args()
+    started = time.perf_counter()
 
     space = load_space("fbnet", resolution=args.resolution)
     named = [a for a in args.named.split(",") if a.strip()]
@@ -185,11 +192,59 @@ def main() -> None:
             if args.plot_dir is not None:
                 plot_report(report, args.plot_dir / f"accuracy-{args.resolution}-{name}-{mode}.png")
             out["runtimes"][name]["modes"][mode] = {"seconds": build_s, **report.to_dict()}
+            if table is not None and args.within:
+                within = _within(args, space, rows, name, mode, cfg, cache, flush, range_us)
+                out["runtimes"][name]["modes"][mode]["within"] = within
             if table is not None and args.search_seeds:
+                serve_calibration(table, report)  # what validate --lut --write-calibration would serve
                 out["runtimes"][name]["modes"][mode]["searches"] = _verify_searches(args, table, plain, cfg, cache)
+    out["wall_s"] = time.perf_counter() - started
+    print(f"whole run: {out['wall_s'] / 60:.1f} min", flush=True)
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
     tmp.cleanup()
+
+
+def serve_calibration(table: LatencyTable, report: Any) -> None:
+    """Put the calibration cross-validation chose into ``table``'s provenance (none chosen: none served)."""
+    prov = dict(table.provenance)
+    if report.calibration is not None:
+        prov["calibration"] = report.calibration.to_dict()
+    else:
+        prov.pop("calibration", None)
+    table.provenance = prov
+
+
+def _within(
+    args: Any,
+    space: Any,
+    rows: list[NetworkRow],
+    name: str,
+    mode: str,
+    cfg: ProtocolConfig,
+    cache: Any,
+    flush: Any,
+    range_us: tuple[float, float] | None,
+) -> dict[str, Any]:
+    """``--within``: the networks measured apart, timed again with their entries in one interleaved batch."""
+    archs = [r.arch for r in rows]
+    plain = make_runtime(name, threads=args.threads)
+    entry_rt = make_runtime(name, threads=args.threads, cache_mode=mode, cache_flush_bytes=flush)
+    t0 = time.perf_counter()
+    run = measure_interleaved(space, archs, plain, cfg, entry_runtime=entry_rt, cache=cache)
+    noise = {
+        "passes": run.batch.passes,
+        "passes_redone": run.batch.passes_redone,
+        "sentinel_max_abs_drift": max((abs(d) for d in run.batch.drifts), default=0.0),
+    }
+    print(f"  {name} {mode}, within the build: {len(run.rows)} networks and their entries in one interleaved batch, "
+          f"{time.perf_counter() - t0:.0f} s, {run.batch.passes_redone} passes redone", flush=True)  # fmt: skip
+    kind = None if args.calibration == "none" else args.calibration
+    meta = {"draw": args.draw, "noise": noise, "within_build": True}
+    report = accuracy_report(list(run.rows), overhead_us=run.overhead_us, kind=kind, split_seed=args.seed,
+                             range_us=range_us, strata=args.strata, meta=meta)  # fmt: skip
+    _print_report(name, f"{mode} (within the build)", report, run.overhead_us, [], space)
+    return {"seconds": time.perf_counter() - t0, **report.to_dict()}
 
 
 def _separate(
@@ -228,7 +283,8 @@ def _separate(
     prefetch_networks(space, archs, make_runtime(name).format, cache)
     t0 = time.perf_counter()
     measured = measure_networks(space, archs, make_runtime(name, threads=args.threads), cfg, cache=cache)
-    print(f"  {name}: {len(measured)} networks measured end to end in {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"  {name}: {len(measured)} networks measured end to end, apart from the build, "
+          f"in {time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
     out = {}
     for mode, table in tables.items():
         rows = [

@@ -73,15 +73,22 @@ def sentinel_drift(now_us: float | None, lut_us: float | None) -> float | None:
 
 
 def pick_architecture(result: Mapping[str, Any], which: str = "argmax") -> str:
-    """The architecture ``which`` (``argmax`` or ``sample:N``) of a search result."""
-    if which == "argmax":
-        item = result.get("argmax")
+    """The architecture ``which`` of a search result.
+
+    ``argmax``, ``target`` (a target-latency search's likeliest architecture
+    predicted at the target, :mod:`searcher.target`), ``sample:N``, or
+    ``auto``: ``target`` where the result has one, else ``argmax``.
+    """
+    if which == "auto":
+        which = "target" if isinstance(result.get("target"), Mapping) else "argmax"
+    if which in ("argmax", "target"):
+        item = result.get(which)
     elif which.startswith("sample:") and which[7:].isdigit():
         samples = result.get("samples") or []
         index = int(which[7:])
         item = samples[index] if index < len(samples) else None
     else:
-        raise SearchMismatch(f"which: {which!r} is neither argmax nor sample:N")
+        raise SearchMismatch(f"which: {which!r} is none of auto, argmax, target, sample:N")
     if not isinstance(item, Mapping) or not isinstance(item.get("arch"), str):
         raise SearchMismatch(f"the search result has no {which} architecture")
     return item["arch"]
@@ -93,7 +100,7 @@ def verify_search(
     runtime: Runtime,
     config: ProtocolConfig | None = None,
     *,
-    which: str = "argmax",
+    which: str = "auto",
     cache: Any = None,
     calm_wait_s: float = 0.0,
     calm_threshold: float = 0.05,
@@ -118,6 +125,8 @@ def verify_search(
             f"the search ran on space hash {str(searched_hash)[:12]}, the LUT is of "
             f"{table.space.name}-{table.space.resolution} (hash {table.space.spec_hash[:12]})"
         )
+    if which == "auto":
+        which = "target" if isinstance(result.get("target"), Mapping) else "argmax"
     arch = pick_architecture(result, which)
     space = table.space
     raw = table.network_latency(arch)  # MissingEntries before anything is exported
@@ -163,6 +172,6 @@ def verify_search(
         "target_error_pct": target_err,
         "target_kept": None if target_err is None else abs(target_err) <= TARGET_TOLERANCE_PCT,
         "calm": calm,
-        "search_predicted_us": (result.get(which) or {}).get("latency_us") if which == "argmax" else None,
+        "search_predicted_us": (result.get(which) or {}).get("latency_us") if which in ("argmax", "target") else None,
         "measurement": m.to_dict(),
     }

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import distributed as dd
-from .lut import calibrated_latency
+from .lut import LatencyModel, calibrated_latency
 from .report import network_cost
+from .target import TARGET_WINDOW, project_to_target, table_predictor
 
 if TYPE_CHECKING:
     from .search import Searcher
@@ -71,6 +72,32 @@ def describe(searcher: Searcher, indices: list[int], probability: float | None =
     return item
 
 
+def _target_item(searcher: Searcher, probs: torch.Tensor) -> dict[str, Any]:
+    """``{"target": ...}``: the likeliest architecture predicted at the target (:mod:`searcher.target`), or {}."""
+    target_ms = searcher.config.target_ms
+    if target_ms is None:
+        return {}
+    model = LatencyModel(searcher.table, searcher.space, unit_ms=1.0)
+    log_probs = torch.log(probs.double().clamp_min(1e-300)).numpy()
+    indices = project_to_target(
+        log_probs,
+        model.table_us.numpy(),
+        model.mask.numpy(),
+        model.fixed_us,
+        target_ms * 1000.0,
+        table_predictor(searcher.table),
+    )
+    item = describe(searcher, indices, math.prod(float(probs[i, k]) for i, k in enumerate(indices)))
+    predicted = item["calibrated_latency_us"] if item["calibrated_latency_us"] is not None else item["latency_us"]
+    item.update(
+        target_us=target_ms * 1000.0,
+        target_raw_us=(searcher.target_raw_ms or target_ms) * 1000.0,
+        predicted_error_pct=100.0 * (predicted / (target_ms * 1000.0) - 1.0),
+        window_pct=100.0 * TARGET_WINDOW,
+    )
+    return {"target": item}
+
+
 @torch.no_grad()
 def build_result(searcher: Searcher, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """θ per layer, the argmax architecture and ``config.samples`` draws from ``P_theta``, plus ``extra``."""
@@ -117,6 +144,7 @@ def build_result(searcher: Searcher, extra: dict[str, Any] | None = None) -> dic
         "layers": layers,
         "argmax": describe(searcher, argmax, math.prod(float(probs[i, k]) for i, k in enumerate(argmax))),
         "samples": samples,
+        **_target_item(searcher, probs),
         "history": searcher.history,
         **(extra or {}),
     }

@@ -47,6 +47,7 @@ from .lut import LatencyModel, LutSource, check_complete
 from .memory import StepMemory
 from .result import RESULT_FORMAT, PhaseStats, build_result
 from .supernet import SuperNet, scale_space, top_k_mixture
+from .target import raw_for_target, table_predictor
 
 __all__ = [
     "RESULT_FORMAT",
@@ -103,9 +104,12 @@ class Searcher:
 
         probe = LatencyModel(table, self.space, unit_ms=1.0)
         self.fastest_us, self.slowest_us = probe.bounds_us()
+        self.target_raw_ms: float | None = None
         if config.target_ms is not None:
             self.unit_ms = 1.0
-            target = config.target_ms
+            # the loss weighs raw LUT sums: a target on the device is the raw sum the calibration maps to it
+            self.target_raw_ms = raw_for_target(config.target_ms * 1000.0, table_predictor(table)) / 1000.0
+            target = self.target_raw_ms
         else:
             self.unit_ms = resolve_unit_ms(config.latency_unit_ms, self.fastest_us)
             target = None

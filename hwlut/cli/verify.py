@@ -1,7 +1,8 @@
 """``hwlut verify``: the architecture a search chose, measured end to end against what was promised.
 
 ``hwlut verify --result runs/x/search_result.json --lut lut.json`` exports the
-search's argmax architecture (or ``--which sample:N``), measures it here on
+search's architecture (a ``--target-latency`` search's target architecture,
+:mod:`searcher.target`, else the argmax; or ``--which``), measures it here on
 the LUT's runtime and thread count with the protocol, with the LUT's own
 sentinel entry timed in the same passes, and prints the measured latency
 against the LUT's raw sum and calibrated prediction, the same comparison
@@ -58,9 +59,14 @@ def verify(
         Path, typer.Option("--result", exists=True, dir_okay=False, help="A search's search_result.json.")
     ],
     lut: Annotated[Path, typer.Option("--lut", exists=True, dir_okay=False, help="The LUT file the search used.")],
-    which: Annotated[str, typer.Option("--which", help="argmax, or sample:N (one of the result's samples).")] = (
-        "argmax"
-    ),
+    which: Annotated[
+        str,
+        typer.Option(
+            "--which",
+            help="auto (a target-latency search's target architecture, else the argmax), argmax, target, "
+            "or sample:N (one of the result's samples).",
+        ),
+    ] = "auto",
     runtime: Annotated[str | None, typer.Option("--runtime", help="ort or tflite (default: the LUT's).")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="Runtime threads (default: the LUT's).")] = None,
     calm_wait: Annotated[
