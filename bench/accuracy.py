@@ -316,7 +316,9 @@ GOALS = (
 def _print_report(name: str, mode: str, report: Any, overhead_us: float | None, named: list[str], space: Any) -> None:
     from hwlut.cli.accuracy_view import accuracy_lines
 
-    print(f"  {name} / {mode}-cache entries (overhead {overhead_us or float('nan'):.1f} µs):")
+    mode, _, note = mode.partition(" ")
+    note = f" {note}" if note else ""
+    print(f"  {name} / {mode}-cache entries{note} (overhead {overhead_us or float('nan'):.1f} µs):")
     for line in accuracy_lines(report.to_dict(), report.meta.get("noise")):
         print("  " + line)
     wanted = {space.decode(a).encode(): a for a in named}
