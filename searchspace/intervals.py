@@ -117,7 +117,8 @@ def _drift_reason(noise: Mapping[str, Any] | None) -> str | None:
     drift = noise.get("sentinel_max_abs_drift")
     heavy = []
     if isinstance(redone, (int, float)) and redone and (not passes or redone / max(passes, 1) > HEAVY_REDONE_SHARE):
-        heavy.append(f"{int(redone)} passes redone" + (f" of {int(passes)}" if passes else ""))
+        # ``passes`` counts the accepted passes only: a redone pass is one more timed
+        heavy.append(f"{int(redone)} of {int(redone + (passes or 0))} passes redone")
     if isinstance(drift, (int, float)) and abs(drift) > HEAVY_DRIFT:
         heavy.append(f"sentinel drift up to {abs(drift):.0%}")
     return "measured during heavy drift: " + ", ".join(heavy) if heavy else None
