@@ -175,6 +175,7 @@ def lut_summary(table: LatencyTable) -> dict[str, Any]:
         "sessions": len(sessions),
         "started_at": prov.get("started_at"),
         "finished_at": prov.get("finished_at"),
+        "accuracy_apart": prov.get("accuracy_apart") if isinstance(prov.get("accuracy_apart"), dict) else None,
         "wall_s": wall,
         "inference_s": inference_s,
         "inference_share": share,

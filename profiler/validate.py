@@ -114,6 +114,7 @@ class ValidationResult:
                 "named": list(self.named),
                 "draw": self.draw,
                 "strata": self.strata,
+                "timing": "apart",  # the networks timed after the LUT's build, not in its passes
             },
             "lut_cache_mode": self.lut_cache_mode,
             "runtime": self.runtime,

@@ -26,14 +26,16 @@ from searchspace.accuracy import calibrated_prediction, error_pct
 from .artifacts import cache_or_default, load_artifact
 from .calm import wait_until_calm
 from .local import default_sentinel
-from .network import NetworkMeasurement, measure_network
+from .network import NetworkMeasurement, measure_network, measure_networks
 from .protocol import ProtocolConfig
+from .provenance import now_iso
 from .runtimes import Runtime
 
 __all__ = [
     "TARGET_TOLERANCE_PCT",
     "SearchMismatch",
     "lut_sentinel",
+    "measure_apart",
     "pick_architecture",
     "sentinel_drift",
     "verify_search",
@@ -174,4 +176,57 @@ def verify_search(
         "calm": calm,
         "search_predicted_us": (result.get(which) or {}).get("latency_us") if which in ("argmax", "target") else None,
         "measurement": m.to_dict(),
+    }
+
+
+def measure_apart(
+    table: LatencyTable,
+    runtime: Runtime,
+    archs: Mapping[str, str],
+    config: ProtocolConfig | None = None,
+    *,
+    cache: Any = None,
+    measure: Any = measure_networks,
+) -> dict[str, Any]:
+    """Networks measured apart from the LUT's build (later, on their own), beside the LUT's sentinel.
+
+    ``archs`` maps a name (e.g. ``fbnet-a``) to an architecture string. The
+    networks are timed in one batch with the LUT's sentinel, so the record
+    says how far the machine drifted since the build; each row holds the
+    measured latency, the raw and calibrated predictions' errors and the
+    calibrated error once the drift is taken out. The JSON-ready record is
+    what a LUT file keeps as ``provenance.accuracy_apart``.
+    """
+    names = list(archs)
+    sentinel, lut_ref = lut_sentinel(table)
+    measured = measure(
+        table.space, [archs[n] for n in names], runtime, config, cache=cache, sentinel=sentinel, lut=table
+    )
+    rows = []
+    drift = now_ref = None
+    for name, m in zip(names, measured, strict=True):
+        now_ref = m.sentinel.get("reference_us")
+        drift = sentinel_drift(now_ref, lut_ref)
+        raw = table.network_latency(m.arch)
+        calibrated = calibrated_prediction(raw, table.provenance.get("calibration"))
+        adjusted = m.measured_us / (1.0 + drift) if drift is not None else None
+        rows.append(
+            {
+                "name": name,
+                "arch": m.arch,
+                "measured_us": m.measured_us,
+                "raw_us": raw,
+                "raw_error_pct": error_pct(raw, m.measured_us),
+                "calibrated_us": calibrated,
+                "calibrated_error_pct": None if calibrated is None else error_pct(calibrated, m.measured_us),
+                "drift_adjusted_calibrated_error_pct": (
+                    None if calibrated is None or adjusted is None else error_pct(calibrated, adjusted)
+                ),
+            }
+        )
+    return {
+        "measured_at": now_iso(),
+        "lut_finished_at": table.provenance.get("finished_at"),
+        "sentinel": {"key": sentinel.key, "lut_us": lut_ref, "now_us": now_ref, "drift": drift},
+        "networks": rows,
     }

@@ -214,7 +214,8 @@ def test_validate_lut_reports_held_out_figures_and_writes_the_calibration(tmp_pa
     assert report.chosen == "linear" and report.calibrated.n == 14  # every network, each out of fold
     assert {r["role"] for r in report.row_dicts()} == {"out_of_fold"}
     doc = json.loads(json.dumps(result.to_dict()))
-    assert doc["plan"] == {"seed": 2, "n": 14, "named": [], "draw": "uniform", "strata": None}  # an incomplete LUT
+    plan = {"seed": 2, "n": 14, "named": [], "draw": "uniform", "strata": None, "timing": "apart"}
+    assert doc["plan"] == plan  # an incomplete LUT: a uniform draw
     assert len(doc["networks"]) == 14
 
     path = tmp_path / "lut.json"
@@ -313,8 +314,22 @@ def test_validate_against_a_real_server_fetches_validates_and_uploads(
             other = client.create_device("other")["token"]
             job_id = client.import_lut("box", json.dumps(table.to_dict()))["id"]
             assert client.architecture_latency("box", arch)["calibrated_us"] is None
-        base = ["validate", "--server", url, "--device", "box", "--here", "--runtime", "ort", "--n", "8", "--seed", "5",
-                "--draw", "uniform"]  # the networks the scripted runtime knows: validation_archs' uniform draw
+        base = [
+            "validate",
+            "--server",
+            url,
+            "--device",
+            "box",
+            "--here",
+            "--runtime",
+            "ort",
+            "--n",
+            "8",
+            "--seed",
+            "5",
+            "--draw",
+            "uniform",
+        ]  # the networks the scripted runtime knows: validation_archs' uniform draw
         refused = CliRunner().invoke(app, [*base, "--token", other], env={"COLUMNS": "200"})
         assert refused.exit_code == 1 and "not stored" in refused.output
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -87,3 +88,42 @@ def test_the_calm_gate_waits_for_a_steady_sentinel_and_is_bounded() -> None:
     # a sentinel whose rounds swing 100 -> 150 µs (one round of 5 runs each): never calm, stops at the bound
     noisy = wait_until_calm(_Scripted([100.0] * 5 + [150.0] * 5), max_wait_s=20, now=lambda: float(next(ticks)))
     assert not noisy.calm and noisy.spread > 0.05 and noisy.waited_s >= 20 and 10 <= noisy.rounds <= 21
+
+
+@pytest.mark.slow
+def test_networks_measured_apart_from_the_build_for_real(tmp_path: Path) -> None:
+    """Quickstart's last step: FBNet-A (32x32) timed after the build beside the LUT's sentinel, kept in the file."""
+    from rich.console import Console
+
+    from hwlut.cli.quickstart import _measure_apart
+    from hwlut.cli.quickstart_view import Run, apart_summary
+    from profiler.export import ArtifactCache
+    from searcher import synthetic_table
+
+    space = fbnet_space(32)
+    table = synthetic_table(space, device="box")
+    sentinel, _ = lut_sentinel(table)
+    table.provenance["sentinel"] = {"key": sentinel.key, "batches": [{"reference_us": 50.0}]}
+    table.provenance["calibration"] = {"kind": "scale", "slope": 1.25, "intercept_us": 0.0}
+    path = tmp_path / "lut.json"
+    table.save(path)
+    run = Run("ort", "onnxruntime", 1, lut=table, path=path)
+    protocol = {"target_rel_ci": 0.05, "time_cap_s": 0.3, "slice_s": 0.01, "warmup_s": 0.02, "min_passes": 2}
+    archs = {"fbnet-a": space.decode("fbnet-a").encode()}
+    _measure_apart(Console(file=io.StringIO()), [run], archs, protocol, ArtifactCache(tmp_path / "art"))
+
+    kept = json.loads(path.read_text())["provenance"]["accuracy_apart"]
+    assert kept == json.loads(json.dumps(run.apart))  # the file keeps what was printed
+    (row,) = kept["networks"]
+    drift = kept["sentinel"]["drift"]
+    assert row["name"] == "fbnet-a" and row["measured_us"] > 0 and kept["sentinel"]["key"] == sentinel.key
+    assert drift == pytest.approx(kept["sentinel"]["now_us"] / 50.0 - 1.0)
+    raw = table.network_latency(row["arch"])
+    assert row["raw_error_pct"] == pytest.approx(100 * (raw / row["measured_us"] - 1))
+    assert row["calibrated_error_pct"] == pytest.approx(100 * (1.25 * raw / row["measured_us"] - 1))
+    adjusted = row["measured_us"] / (1 + drift)
+    assert row["drift_adjusted_calibrated_error_pct"] == pytest.approx(100 * (1.25 * raw / adjusted - 1))
+    out = Console(file=io.StringIO(), width=200)
+    apart_summary(out, [run])
+    text = out.file.getvalue()
+    assert "Measured apart from the build" in text and "fbnet-a" in text and f"{row['raw_error_pct']:+.1f}%" in text

@@ -183,6 +183,26 @@ def _print_summary(console: Console, file: str, s: dict[str, Any], all_missing: 
         _print_accuracy(line, s.get("accuracy"), s.get("calibration"), s)
     except (KeyError, TypeError, ValueError) as exc:
         line(f"  accuracy  [red]unreadable[/] provenance.accuracy/calibration: {exc!r}")
+    try:
+        _print_apart(line, s.get("accuracy_apart"))
+    except (KeyError, TypeError, ValueError) as exc:
+        line(f"  apart     [red]unreadable[/] provenance.accuracy_apart: {exc!r}")
+
+
+def _print_apart(line: Any, apart: dict[str, Any] | None) -> None:
+    """Networks measured apart from the build (quickstart's FBNet-A/B/C): errors, and the drift since the build."""
+    if not apart:
+        return
+    drift = (apart.get("sentinel") or {}).get("drift")
+    since = "" if drift is None else f", the machine {100 * drift:+.1f}% against the build (sentinel)"
+    line(f"  apart     networks measured after the build, {apart.get('measured_at')}{since}:")
+    for row in apart["networks"]:
+        cal, out = row.get("calibrated_error_pct"), row.get("drift_adjusted_calibrated_error_pct")
+        line(
+            f"    {row['name']:<8} {row['measured_us'] / 1000:8.3f} ms  raw {row['raw_error_pct']:+.1f}%"
+            + ("" if cal is None else f"  calibrated {cal:+.1f}%")
+            + ("" if out is None else f"  calibrated, drift out {out:+.1f}%")
+        )
 
 
 def _print_accuracy(line: Any, acc: dict[str, Any] | None, cal: dict[str, Any] | None, noise: Any = None) -> None:
@@ -203,6 +223,7 @@ def _print_accuracy(line: Any, acc: dict[str, Any] | None, cal: dict[str, Any] |
     when = f", measured {acc['measured_at']}" if acc.get("measured_at") else ""
     seed = f", seed {plan['seed']}" if plan.get("seed") is not None else ""
     draw = f", {plan['draw']} draw" if plan.get("draw") else ""
-    line(f"  accuracy  {acc.get('networks')} validation networks{seed}{draw}{when}")
+    timing = {"apart": ", timed apart from the build", "within": ", timed within the build"}.get(plan.get("timing"), "")
+    line(f"  accuracy  {acc.get('networks')} validation networks{seed}{draw}{timing}{when}")
     for text in accuracy_lines({**acc, "calibration": cal if cal is not None else acc.get("calibration")}, noise):
         line(text)

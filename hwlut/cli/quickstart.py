@@ -40,7 +40,7 @@ from rich.console import Console
 from searchspace.validation import DEFAULT_NETWORKS, MAX_VALIDATION_NETWORKS
 
 from .console import live_progress, out_console
-from .quickstart_view import QuickHooks, Run, accuracy_summary, phase_line, summary
+from .quickstart_view import QuickHooks, Run, accuracy_summary, apart_summary, phase_line, summary
 from .supervisor import local_server, until_signalled
 
 __all__ = [
@@ -81,6 +81,31 @@ def export_jobs(space: Any, entries: list[Any], archs: list[Any]) -> list[tuple[
     unique = list({e.key: e for e in [TRIVIAL_ENTRY, default_sentinel(space), *entries]}.values())
     jobs = [(entry_target(e), fmt) for fmt in FORMATS for e in unique]
     return jobs + [(network_target(space, a), fmt) for fmt in FORMATS for a in archs]
+
+
+def _apart_archs(space: Any, limit: int | None) -> dict[str, str]:
+    """FBNet-A/B/C, to be measured apart from the build (none for a ``--limit`` run: its LUTs lack entries)."""
+    from searchspace.named import NAMED_ARCHITECTURES
+
+    if limit:
+        return {}
+    return {name: space.decode(name).encode() for name in NAMED_ARCHITECTURES.get(space.name, {})}
+
+
+def _measure_apart(console: Console, runs: list[Run], archs: dict[str, str], protocol: dict, cache: Any) -> None:
+    """Time ``archs`` on each runtime after both LUTs are built, beside each LUT's sentinel; kept in each file."""
+    from profiler.protocol import ProtocolConfig
+    from profiler.runtimes import make_runtime
+    from profiler.verify import measure_apart
+
+    t0 = time.perf_counter()
+    for run in runs:
+        rt = make_runtime(run.runtime, threads=1)
+        run.apart = measure_apart(run.lut, rt, archs, ProtocolConfig(**protocol), cache=cache)
+        doc = json.loads(run.path.read_text())
+        doc.setdefault("provenance", {})["accuracy_apart"] = run.apart
+        run.path.write_text(json.dumps(doc))
+    console.print(f"apart from the build: {', '.join(archs)} timed on each runtime in {time.perf_counter() - t0:.1f} s")
 
 
 def _device_name() -> str:
@@ -222,8 +247,9 @@ def _main(
         f"{len(entries)} entries each{also}, 1 thread"
     )
 
+    apart = _apart_archs(space, limit)
     cache = ArtifactCache()
-    wanted = export_jobs(space, entries, archs)
+    wanted = export_jobs(space, entries, [*archs, *apart.values()])
     t0 = time.perf_counter()
     missing = sum(1 for target, fmt in wanted if cache.lookup(target, fmt) is None)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -268,8 +294,11 @@ def _main(
         also = f" and {len(archs)} validation networks" if archs else ""
         console.print(f"{run.label}: {len(run.lut.entries)} entries{also} in {run.wall_s:.1f} s → {run.path}")
 
+    if apart:
+        _measure_apart(console, runs, apart, protocol, cache)
     summary(console, space, runs)
     accuracy_summary(console, runs, quick=quick)
+    apart_summary(console, runs)
     first = runs[0]
     key = space.layers[len(space.layers) // 2].entry("k3_e6").key
     if key not in first.lut.entries and first.lut.entries:  # a --limit run

@@ -33,6 +33,7 @@ class Run:
     lut: Any = None
     path: Path | None = None
     accuracy: dict[str, Any] | None = None
+    apart: dict[str, Any] | None = None
 
 
 class QuickHooks:
@@ -154,8 +155,8 @@ def accuracy_summary(console: Console, runs: list[Run], *, quick: bool = False) 
     label = "QUICK LOOK (32x32, loose timings, few networks) — " if quick else ""
     table = Table(
         title=f"{label}Accuracy: LUT sums against {first['report']['networks']} whole networks measured end to end "
-        f"(seed {(first.get('plan') or {}).get('seed')}); calibrated: chosen by cross-validation, every figure "
-        "out of fold; (≥x%): 95% lower bound, [a, b]: 95% bootstrap interval",
+        f"(seed {(first.get('plan') or {}).get('seed')}) within the build; calibrated: chosen by cross-validation, "
+        "every error figure out of fold; (≥x%): 95% lower bound, [a, b]: 95% bootstrap interval",
     )
     for col in ("runtime", "prediction", "n", "±5%", "±10%", "MAPE", "bias", "Spearman"):
         table.add_column(col)
@@ -203,3 +204,33 @@ def accuracy_summary(console: Console, runs: list[Run], *, quick: bool = False) 
             highlight=False,
             soft_wrap=True,
         )
+
+
+def apart_summary(console: Console, runs: list[Run]) -> None:
+    """The networks measured apart from the build: errors raw, calibrated, and calibrated with the drift out."""
+    done = [run for run in runs if run.apart]
+    if not done:
+        return
+    table = Table(
+        title="Measured apart from the build: the networks timed after both LUTs were built, beside each LUT's "
+        "sentinel (drift: the machine now against the build; a user measures later too)",
+    )
+    for col in ("runtime", "network", "measured", "raw", "calibrated", "drift", "calibrated, drift out"):
+        table.add_column(col)
+    for run in done:
+        drift = (run.apart.get("sentinel") or {}).get("drift")
+        for row in run.apart["networks"]:
+            table.add_row(
+                run.label,
+                row["name"],
+                f"{row['measured_us'] / 1000:.3f} ms",
+                f"{row['raw_error_pct']:+.1f}%",
+                _signed(row.get("calibrated_error_pct")),
+                _signed(None if drift is None else 100 * drift),
+                _signed(row.get("drift_adjusted_calibrated_error_pct")),
+            )
+    console.print(table)
+
+
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.1f}%"

@@ -176,6 +176,9 @@ class PlanIn(Strict):
     named: Annotated[list[Arch], Field(max_length=100_000)] = Field(default_factory=list)
     draw: Literal["stratified", "uniform"] | None = None
     strata: Annotated[int, Field(ge=1, le=1000)] | None = None
+    timing: Literal["within", "apart"] | None = Field(
+        default=None, description="networks timed within the LUT's build (in its passes) or apart from it (after)"
+    )
 
 
 class AccuracyUpload(Strict):
