@@ -245,6 +245,27 @@ def test_target_latency_form_pushes_towards_the_target(
     assert result["history"][-1]["expected_latency_us"] < start
 
 
+def test_a_target_search_reports_the_likeliest_architecture_at_the_target(
+    space: SpaceSpec, lut_file: Path, task: torch.utils.data.Dataset, tmp_path: Path
+) -> None:
+    """With a calibration, the loss aims at the raw sum mapped to the target; the result's target architecture
+    is predicted (calibrated) within 1% of it and no architecture as likely is nearer the target's window."""
+    table, source = load_lut_file(lut_file)
+    table.provenance["calibration"] = {"kind": "linear", "slope": 1.2, "intercept_us": 30.0}
+    lo, hi = LatencyModel(table, space).bounds_us()
+    target_ms = (1.2 * (lo + 0.4 * (hi - lo)) + 30.0) / 1000
+    searcher = Searcher(table, source, task, small_config(epochs=1, beta=2.0, target_ms=target_ms))
+    assert searcher.target_raw_ms == pytest.approx((target_ms * 1000 - 30.0) / 1.2 / 1000, rel=1e-9)
+    result = searcher.run(tmp_path / "aim")
+    aim = result["target"]
+    assert aim["calibrated_latency_us"] == pytest.approx(1.2 * table.network_latency(aim["arch"]) + 30.0)
+    assert abs(aim["calibrated_latency_us"] / (target_ms * 1000) - 1) <= 0.01
+    assert aim["predicted_error_pct"] == pytest.approx(100 * (aim["calibrated_latency_us"] / (target_ms * 1000) - 1))
+    assert aim["probability"] <= result["argmax"]["probability"] + 1e-12  # the argmax is the likeliest of all
+    plain = Searcher(table, source, task, small_config(epochs=1, beta=2.0))
+    assert "target" not in plain.run(tmp_path / "plain")  # no target, no target architecture
+
+
 def test_resume_gives_the_same_theta_as_an_uninterrupted_run(
     space: SpaceSpec, lut_file: Path, task: torch.utils.data.Dataset, tmp_path: Path
 ) -> None:

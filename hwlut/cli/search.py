@@ -373,6 +373,15 @@ def _search_all(
             + f", {best['flops'] / 1e6:.1f} MFLOPs, {best['params'] / 1e6:.3f} M params",
             highlight=False,
         )
+        aim = result.get("target")
+        if aim:
+            predicted = aim["calibrated_latency_us"] or aim["latency_us"]
+            console.print(
+                f"  target {aim['arch']}\n  predicted {_fmt_ms(predicted)}, {aim['predicted_error_pct']:+.1f}% off "
+                f"the target {_fmt_ms(aim['target_us'])} (the likeliest architecture within ±{aim['window_pct']:g}%)"
+                f"; hwlut verify measures it",
+                highlight=False,
+            )
         console.print(f"  wrote {out_dir / 'search_result.json'}, {', '.join(str(p) for p in pngs)}")
         results[label] = result
         tables[label] = table
