@@ -264,6 +264,8 @@ def upload_results(
         accepted += 1
     if provenance and accepted:  # only results bring their provenance: nothing else grows the job
         merged = {**dict(provenance), **job.provenance}
+        if "calm" in provenance:  # an agent's calm-gate totals grow with each batch: the newest record is kept
+            merged["calm"] = provenance["calm"]
         if len(json.dumps(merged)) > MAX_PROVENANCE_BYTES:
             raise Invalid("provenance", f"the job's provenance would exceed {MAX_PROVENANCE_BYTES} bytes")
         job.provenance = merged
