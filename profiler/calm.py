@@ -109,7 +109,7 @@ def run_gate(
     record["count"] += 1
     record["waited_s"] = round(record["waited_s"] + gate.waited_s, 3)
     record["not_calm"] += 0 if gate.calm else 1
-    rounded = {k: round(v, 4) if isinstance(v, float) else v for k, v in gate.to_dict().items()}
+    rounded = {k: round(v, 5) if isinstance(v, float) else v for k, v in gate.to_dict().items() if k != "threshold"}
     record["gates"] = [*record["gates"], {"at": where, **rounded}][-KEEP_GATES:]
     return gate
 

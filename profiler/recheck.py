@@ -11,10 +11,11 @@ every entry alike anyway.
 :func:`recheck_entries` measures the ``n`` worst again, in one interleaved
 batch with the LUT's sentinel (after an optional calm gate), with the LUT's own
 protocol (its time cap lowered so the batch stays within ``time_s``), and
-keeps for each entry **the measurement whose CI is narrower** (the new one
-on a tie). Why not always the newer: the entries chosen are those whose CI was
-widest, and a re-measure that came out noisier (the machine still busy) is no
-better a figure; pooling the two sample sets would mix two states of the
+keeps for each entry **the measurement with the lower** :func:`untrusted_score`
+(the narrower CI, or the smaller drift; the new one on a tie), the same score
+that chose it. Why not always the newer: the entries chosen are those least
+trusted, and a re-measure that came out noisier (the machine still busy) is
+no better a figure; pooling the two sample sets would mix two states of the
 machine in one median. The stats kept are one measurement's, never a blend.
 ``provenance["recheck"]`` keeps both sides of every entry (``before_*`` /
 ``after_*``, ``kept``) and the sentinel's speed at the recheck beside the
@@ -80,17 +81,22 @@ def recheck_entries(
     calm: CalmSettings | None = None,
     cache: Any = None,
 ) -> dict[str, Any]:
-    """Measure the ``n`` worst entries of ``table`` again, keep the narrower-CI figure of each, save to ``out``.
+    """Measure the ``n`` worst entries of ``table`` again, keep the more trusted figure of each, save to ``out``.
 
     Returns the ``provenance["recheck"]`` record (``entries``: key, before /
-    after median and CI, ``kept``). ``time_s`` bounds the batch's measuring
+    after median, CI and score, ``kept``). ``time_s`` bounds the batch's measuring
     time (per entry ``time_s / n``); ``calm`` gates it first (its build wait).
     """
     if time_s is not None and time_s <= 0:
         raise ValueError(f"recheck: expected time_s > 0 seconds, got {time_s}")
     keys = worst_entries(table, n)
     prov = table.provenance
-    record: dict[str, Any] = {"at": now_iso(), "asked": n, "rule": "narrower CI kept (new one on a tie)", "entries": []}
+    record: dict[str, Any] = {
+        "at": now_iso(),
+        "asked": n,
+        "rule": "the more trusted kept (narrower CI, less drift)",
+        "entries": [],
+    }
     if not keys:
         return record
     cfg = _protocol(table, len(keys), time_s)
@@ -117,7 +123,8 @@ def recheck_entries(
         else:
             after = res.stats()
             row.update(after_median=after["median"], after_ci=_ci(after))
-            row["kept"] = "after" if after["ci_rel"] <= float(before.get("ci_rel") or float("inf")) else "before"
+            row.update(before_score=round(untrusted_score(before), 5), after_score=round(untrusted_score(after), 5))
+            row["kept"] = "after" if row["after_score"] <= row["before_score"] else "before"
             if row["kept"] == "after":
                 table.entries[key] = after
         record["entries"].append(row)
