@@ -104,6 +104,9 @@ def test_profile_cli_gates_rechecks_and_refuses_negative_values(tmp_path: Path) 
         result = _profile("--out", str(out), option, "-1")
         assert result.exit_code == 2 and option in result.output, result.output
     assert not out.exists()
+    for command in (["agent", "--token", "t"], ["quickstart", "--quick"]):  # the agent and quickstart share the option
+        result = CliRunner().invoke(app, [*command, "--calm-wait", "-1"])
+        assert result.exit_code == 2 and "--calm-wait" in result.output, result.output
 
     args = ["--limit", "2", *QUICK_ARGS, "--out", str(out), "--calm-wait", "0.2", "--recheck", "1"]
     result = _profile(*args)
