@@ -17,7 +17,10 @@ governor, OS, Python...), ``protocol`` (the :class:`ProtocolConfig`),
 ``sentinel`` (key, threshold, and per batch: reference, passes, redone,
 flagged, drifts), ``overhead`` (the trivial model's statistics; its median is
 ``overhead_us``), ``started_at`` / ``finished_at`` and ``sessions`` (one per
-run that added to the file), ``passes`` and ``passes_redone`` in total.
+run that added to the file), ``passes`` and ``passes_redone`` in total, and
+with ``calm`` settings ``calm`` (:func:`profiler.calm.run_gate`: before the
+first batch and each later one the sentinel is timed until steady, bounded,
+and the wait is recorded).
 
 Each session also says where its time went: ``wall_s`` (the whole call),
 ``inference_s`` (inside the runtime's invocations: warm-up, sentinel and
@@ -44,6 +47,7 @@ from searchspace import Entry, LatencyTable, SpaceSpec
 from searchspace.provenance import mismatches
 
 from .artifacts import cache_or_default, load_artifact, prefetch_artifacts
+from .calm import CalmSettings, run_gate
 from .export import exporter_versions
 from .protocol import TRIVIAL_ENTRY, PassReport, ProtocolConfig, measure_batch
 from .provenance import collect_host, now_iso
@@ -74,6 +78,9 @@ class ProfileHooks:
 
     def measuring(self, batch: int, batches: int, size: int) -> None:
         """Measuring batch ``batch`` (1-based) of ``batches``, with ``size`` entries."""
+
+    def calming(self, where: str, max_wait_s: float) -> None:
+        """A calm gate waits (at most ``max_wait_s``) for a steady sentinel before ``where`` (``batch 1``...)."""
 
     def passed(self, report: PassReport, done: float, total: int) -> None:
         """A pass ended (accepted or to be measured again); about ``done`` entries of ``total`` are finished.
@@ -147,8 +154,12 @@ def profile_space(
     sentinel: Entry | None = None,
     cache: Any = None,
     hooks: ProfileHooks | None = None,
+    calm: CalmSettings | None = None,
 ) -> LatencyTable:
     """Profile ``entries`` (default: every distinct entry of ``space``) into the LUT file ``out``.
+
+    With ``calm``, every batch waits (bounded) for a calm sentinel first; the
+    gates go into ``provenance["calm"]`` (None: no gate).
 
     Continues an existing file at ``out`` (raises :class:`LutMismatch` when it
     was measured differently). The file is complete when every selected entry
@@ -232,6 +243,8 @@ def profile_space(
         if batches:
             sentinel_model = artifacts.load(sentinel)
         for number, batch in enumerate(batches, start=1):
+            assert sentinel_model is not None
+            _gate(sentinel_model, calm, prov, number, hooks)
             inference_s += _measure_one_batch(
                 writer, batch, number, len(batches), sentinel_model, artifacts, cfg, hooks, total
             )
@@ -257,6 +270,17 @@ def profile_space(
             session["cache_eviction_s"] = round(evicted - evicted_before, 3)
         writer.save()
     return table
+
+
+def _gate(sentinel: Loaded, calm: CalmSettings | None, prov: dict[str, Any], number: int, hooks: Any) -> None:
+    """The calm gate before batch ``number`` (the longer wait before the first), told to the hooks."""
+    if calm is None:
+        return
+    wait = calm.build_wait_s if number == 1 else calm.batch_wait_s
+    calming = getattr(hooks, "calming", None)  # hooks written before it may lack it
+    if calming is not None and wait > 0:
+        calming(f"batch {number}", wait)
+    run_gate(sentinel, calm, prov, first=number == 1, where=f"batch {number}")
 
 
 def _device(runtime: Runtime, provenance: dict[str, Any]) -> dict[str, Any]:

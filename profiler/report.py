@@ -122,7 +122,9 @@ def lut_summary(table: LatencyTable) -> dict[str, Any]:
     ``provenance.accuracy`` figures and ``provenance.calibration`` record that
     ``hwlut validate --write-calibration`` stores; None when absent),
     ``verdict`` (trusted / rough / not validated, with reasons:
-    :func:`searchspace.intervals.verdict` of the accuracy and the LUT's noise).
+    :func:`searchspace.intervals.verdict` of the accuracy and the LUT's noise),
+    ``calm`` (the calm gates: ``count``, ``waited_s`` in all, ``not_calm`` that
+    gave up, ``threshold``; None when no gate ran, :mod:`profiler.calm`).
     """
     prov = table.provenance or {}
     space = table.space
@@ -142,6 +144,7 @@ def lut_summary(table: LatencyTable) -> dict[str, Any]:
     evicting = [s["cache_eviction_s"] for s in sessions if isinstance(s.get("cache_eviction_s"), (int, float))]
     eviction_s = math.fsum(evicting) if evicting else None
     accuracy = prov.get("accuracy") if isinstance(prov.get("accuracy"), dict) else None
+    calm = prov.get("calm") if isinstance(prov.get("calm"), dict) else None
     noise = {
         "passes": prov.get("passes"),
         "passes_redone": prov.get("passes_redone", sentinel.get("passes_redone")),
@@ -184,4 +187,5 @@ def lut_summary(table: LatencyTable) -> dict[str, Any]:
         "accuracy": accuracy,
         "calibration": prov.get("calibration") if isinstance(prov.get("calibration"), dict) else None,
         "verdict": verdict(accuracy, noise),
+        "calm": {k: calm.get(k) for k in ("count", "waited_s", "not_calm", "threshold")} if calm else None,
     }

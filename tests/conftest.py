@@ -22,6 +22,8 @@ def _hwlut_home(tmp_path_factory: pytest.TempPathFactory) -> None:
         os.environ["HWLUT_HOME"] = str(tmp_path_factory.mktemp("hwlut-home"))
     # the client's config file (`hwlut config`): the tests' own, never the user's
     os.environ["HWLUT_CLIENT_CONFIG"] = str(tmp_path_factory.mktemp("hwlut-config") / "config.json")
+    # no calm gate (up to 20 s a build on a busy machine) where a test does not ask for one: test_calm_recheck does
+    os.environ.setdefault("HWLUT_CALM_WAIT", "0")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -160,12 +160,15 @@ def test_whole_job_completes_and_its_lut_is_served(server, tmp_path, agents) -> 
     token = register(url, admin)
     job = create_job(url, token, FAST)
     assert job["progress"]["total"] == len(KEYS) and job["options"]["entries"] == KEYS
-    agent = AgentProcess(tmp_path, url, token, "--once", "--batch", "4")
+    agent = AgentProcess(tmp_path, url, token, "--once", "--batch", "4", "--calm-wait", "0.2")
     agents.append(agent)
     assert agent.wait() == 0, agent.text()
     assert sorted(agent.measured()) == sorted(KEYS)
     with HwlutClient(url, token=token) as client:
         assert client.job(job["id"])["status"] == "complete"
+        calm = client.lut("box", job["id"]).provenance["calm"]  # a gate per lease; the server keeps the newest totals
+        assert calm["count"] == -(-len(KEYS) // 4) and calm["build_wait_s"] == 0.2 and calm["batch_wait_s"] == 0.1
+        assert [g["at"] for g in calm["gates"]][-1] == f"job {job['id']}"
         lut = client.lut("box", job["id"])
         assert sorted(lut.entries) == sorted(KEYS)
         stats = lut.entries[KEYS[0]]

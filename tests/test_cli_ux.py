@@ -396,7 +396,6 @@ def test_the_profile_bar_counts_finished_entries_and_fits_80_columns() -> None:
     assert all(len(line) <= 80 for line in text.splitlines())
 
 
-
 def test_the_profile_bar_counts_finished_artifacts() -> None:
     """``hwlut profile``'s export line: ``5/16 artifacts`` as they finish, within 80 columns, gone once all are in."""
     hooks, shown = _profile_bar()
@@ -409,6 +408,7 @@ def test_the_profile_bar_counts_finished_artifacts() -> None:
     assert all(len(line) <= 80 for line in text.splitlines())
     hooks.exported(16, 16)
     assert "artifacts" not in shown()
+
 
 def test_ctrl_c_while_waiting_for_a_server_is_exit_130_without_a_traceback() -> None:
     import signal

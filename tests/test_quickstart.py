@@ -108,6 +108,7 @@ def test_the_summary_tables_render_the_lut_show_summaries() -> None:
 
     space = fbnet_space(32)
     table = synthetic_table(space, device="box")
+    table.provenance["calm"] = {"count": 3, "waited_s": 1.5, "not_calm": 1, "threshold": 0.05, "gates": []}
     run = Run("ort", "onnxruntime", 1, wall_s=12.5, passes=7, redone=1, drifts=[0.01, -0.04], lut=table)
     console = Console(record=True, width=200)
     summary(console, space, [run])
@@ -120,6 +121,7 @@ def test_the_summary_tables_render_the_lut_show_summaries() -> None:
     noise = next(line for line in text.splitlines() if "│ onnxruntime" in line)
     s = lut_summary(table)
     assert f"│ {s['entries']} " in noise and "│ 12.5 " in noise and "│ 7 " in noise and "4.0%" in noise
+    assert "1.5 (1 gave up)" in noise  # the calm gates' wait
 
 
 def test_serving_stops_on_a_signal_or_when_the_server_exits() -> None:

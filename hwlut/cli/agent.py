@@ -20,7 +20,7 @@ from searchspace.jobs import RUNTIMES
 
 from .config import configured
 from .errors import EXIT_FAILED, EXIT_REFUSED, fail
-from .options import OptimizationOpt, choices
+from .options import CalmWaitOpt, OptimizationOpt, choices
 from .remote import ServerOpt, server_url
 
 __all__ = ["CliHooks", "agent"]
@@ -109,12 +109,14 @@ def agent(
         float, typer.Option(min=0.0, help="Seconds to keep retrying while the server is unreachable.")
     ] = 600.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="A line per pass too.")] = False,
+    calm_wait: CalmWaitOpt = 20.0,
 ) -> None:
     """Claim, measure and upload a registered device's work (see the README's "Device agent").
 
     Example: hwlut agent --server http://10.0.0.5:8000 --token hwlut_… --once
     """
     from profiler.agent import Agent, AgentConfig, AgentError, SettingsMismatch
+    from profiler.calm import CalmSettings
 
     token = token or configured("token")
     if not token:
@@ -139,6 +141,7 @@ def agent(
             batch_size=batch,
             once=once,
             patience_s=patience,
+            calm=CalmSettings.from_wait(calm_wait),
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

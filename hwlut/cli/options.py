@@ -34,6 +34,7 @@ __all__ = [
     "LUT_FORMATS",
     "PROTOCOL_DEFAULTS",
     "CacheModeOpt",
+    "CalmWaitOpt",
     "MinPassesOpt",
     "OptimizationOpt",
     "PrecisionOpt",
@@ -48,6 +49,17 @@ __all__ = [
     "protocol_config",
     "protocol_options",
     "server_lut_option",
+]
+
+#: ``--calm-wait``: the longest wait (s) for a steady sentinel before a build (``HWLUT_CALM_WAIT``; 0: no gate).
+CalmWaitOpt = Annotated[
+    float,
+    typer.Option(
+        "--calm-wait",
+        min=0.0,
+        envvar="HWLUT_CALM_WAIT",
+        help="Max seconds to wait for a steady sentinel before the build (half, <=10, per batch; 0: off).",
+    ),
 ]
 
 #: :class:`profiler.protocol.ProtocolConfig`'s defaults, as the commands' option defaults (kept equal by a test;

@@ -4,6 +4,12 @@ Local mode, no server: exports the entries, measures them with the protocol
 of :mod:`profiler.protocol` (interleaved passes, a sentinel, a stopping rule
 on the median's CI) and rewrites the file after every pass. Interrupted, it
 leaves a valid partial file; the same command continues from it.
+
+Before the first batch (and, shorter, before each later one) a calm gate
+times the sentinel until its recent medians agree within ``--calm-threshold``,
+at most ``--calm-wait`` seconds (:mod:`profiler.calm`); ``--recheck N``
+afterwards re-measures the N least trustworthy entries (:mod:`profiler.recheck`),
+also of a file that is already complete.
 """
 
 from __future__ import annotations
@@ -25,7 +31,16 @@ from searchspace.jobs import CACHE_MODES, OPTIMIZATION_LEVELS, RUNTIME_ALIASES, 
 
 from .console import live_progress
 from .errors import fail
-from .options import PROTOCOL_DEFAULTS, CacheModeOpt, ProtocolOptions, RuntimeOpt, choices, protocol_options
+from .options import (
+    PROTOCOL_DEFAULTS,
+    CacheModeOpt,
+    CalmWaitOpt,
+    ProtocolOptions,
+    RuntimeOpt,
+    choices,
+    protocol_options,
+)
+from .recheck_view import print_recheck
 
 __all__ = ["profile", "runtime_from_options"]
 
@@ -130,6 +145,9 @@ class _RichHooks:
         self._end_export()
         self.progress.update(self.task, description=f"batch {batch}/{batches}", info=f"{size} entries")
 
+    def calming(self, where: str, max_wait_s: float) -> None:
+        self.progress.update(self.task, description="calm gate", info=f"before {where}, at most {max_wait_s:.0f} s")
+
     def passed(self, report: Any, done: float, total: int) -> None:
         self.redone += 0 if report.accepted else 1
         self.finished += len(report.finished)
@@ -233,6 +251,16 @@ def profile(
     restart: Annotated[
         bool, typer.Option("--restart", help="Measure --out over when it holds other settings (kept as OUT.bak).")
     ] = False,
+    calm_wait: CalmWaitOpt = 20.0,
+    calm_threshold: Annotated[
+        float, typer.Option(min=1e-4, help="Calm gate: spread of the sentinel's recent medians that counts as steady.")
+    ] = 0.05,
+    recheck: Annotated[
+        int, typer.Option(min=0, help="Afterwards re-measure the N entries with the widest CI or drift (0: off).")
+    ] = 0,
+    recheck_time: Annotated[
+        float, typer.Option(min=0.0, help="Recheck: seconds of measuring at most (0: the protocol's time cap each).")
+    ] = 0.0,
 ) -> None:
     """Profile every distinct entry of a space on this machine (or a phone) into a LUT file.
 
@@ -252,11 +280,15 @@ def profile(
     if cache_mode is not None and cache_mode not in CACHE_MODES:
         known = ", ".join(CACHE_MODES)
         raise typer.BadParameter(f"unknown cache mode {cache_mode!r}; known: {known}", param_hint="--cache-mode")
+    from profiler.calm import CalmSettings
+
+    calm = CalmSettings.from_wait(calm_wait, calm_threshold)
     try:
         spec = load_space(space, resolution=resolution)
     except SpecError as exc:
         raise typer.BadParameter(str(exc), param_hint="--space") from None
     from profiler.local import LutMismatch, profile_space
+    from profiler.recheck import recheck_entries
     from profiler.runtimes import RuntimeUnavailable, default_cache_mode
 
     default_mode = default_cache_mode(runtime)
@@ -291,9 +323,14 @@ def profile(
     existed = out.exists()
     try:
         with live_progress(progress):
+            hooks = _RichHooks(progress)
             table = profile_space(
-                spec, rt, out, cfg, entries=entries, batch_size=batch_size or None, hooks=_RichHooks(progress)
+                spec, rt, out, cfg, entries=entries, batch_size=batch_size or None, hooks=hooks, calm=calm
             )
+            if recheck and table.entries:
+                hooks.calming("the recheck", calm_wait)
+                progress.update(hooks.task, description="recheck", info=f"{min(recheck, len(table.entries))} entries")
+                checked = recheck_entries(table, out, rt, recheck, time_s=recheck_time or None, calm=calm)
     except KeyboardInterrupt:
         if _drop_if_empty(out, existed):
             console.print("[yellow]interrupted[/] before any entry was measured; no file left", highlight=False)
@@ -308,6 +345,8 @@ def profile(
             fail(str(exc))
         raise
     _summary(console, table, out, len(entries), time.perf_counter() - started)
+    if recheck and table.entries:
+        print_recheck(console, checked)
 
 
 def _drop_if_empty(out: Path, existed: bool) -> bool:
@@ -350,5 +389,10 @@ def _summary(console: Console, table: Any, out: Path, wanted: int, wall: float) 
             f"passes {prov.get('passes', 0)}, redone {prov.get('passes_redone', 0)}, "
             f"max sentinel drift {sentinel.get('max_abs_drift', 0.0):.1%}; wall {wall:.1f} s"
         )
+    from profiler.calm import calm_line
+
+    calm = calm_line(prov)
+    if calm:
+        console.print(f"  {calm}", highlight=False)
     for key, message in list(table.errors.items())[:5]:
         console.print(f"  [red]error[/] {key}: {message.splitlines()[0] if message else ''}")

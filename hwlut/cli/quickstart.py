@@ -40,6 +40,7 @@ from rich.console import Console
 from searchspace.validation import DEFAULT_NETWORKS, MAX_VALIDATION_NETWORKS
 
 from .console import live_progress, out_console
+from .options import CalmWaitOpt
 from .quickstart_view import QuickHooks, Run, accuracy_summary, apart_summary, phase_line, summary
 from .supervisor import local_server, until_signalled
 
@@ -65,6 +66,8 @@ QUICK_PROTOCOL: dict[str, Any] = {
 FULL_PROTOCOL: dict[str, Any] = {"time_cap_s": 2.0}
 #: Validation networks per job: ``--quick`` and the full run.
 QUICK_NETWORKS = 10
+#: Quickstart's calm gate: a short wait for a steady sentinel before each agent's first batch (half before later ones).
+QUICKSTART_CALM_WAIT_S = 2.0
 FULL_NETWORKS = DEFAULT_NETWORKS
 #: The seed of the validation networks' draw and of the fit/held-out split.
 VALIDATION_SEED = 0
@@ -139,6 +142,7 @@ def quickstart(
             "none with --limit, whose partial LUT cannot price them).",
         ),
     ] = None,
+    calm_wait: CalmWaitOpt = QUICKSTART_CALM_WAIT_S,
 ) -> None:
     """Start the server, register this CPU, profile FBNet on onnxruntime and LiteRT with agents, summarise."""
     from searchspace.paths import hwlut_home
@@ -165,6 +169,7 @@ def quickstart(
         limit=limit,
         networks=networks,
         phases=phases,
+        calm_wait=calm_wait,
     )
     if server is not None:
         admin = token or os.environ.get("HWLUT_ADMIN_TOKEN")
@@ -200,11 +205,13 @@ def _main(
     limit: int | None = None,
     networks: int = 0,
     phases: dict[str, float] | None = None,
+    calm_wait: float = 0.0,
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from lutclient import Conflict, HwlutClient, NotFound
     from profiler.agent import Agent, AgentConfig, AgentError
+    from profiler.calm import CalmSettings
     from profiler.export import ArtifactCache, export_many
     from profiler.provenance import collect_host
     from searchspace import LatencyTable, load_space, validation_archs
@@ -272,6 +279,7 @@ def _main(
                 once=True,
                 patience_s=60.0,
                 name=f"quickstart-{run.runtime}",
+                calm=CalmSettings.from_wait(calm_wait),
             )
             try:
                 Agent(config, hooks=QuickHooks(progress, task, run), cache=cache).run()

@@ -109,9 +109,22 @@ def summary(console: Console, space: Any, runs: list[Run]) -> None:
 
     noise = Table(
         title="Noise: CI half-width over the median (median, p90 of entries), entries stopped on the CI target, "
-        "passes, passes redone for sentinel drift, the largest drift, the runtime's per-call overhead"
+        "passes, passes redone for sentinel drift, the largest drift, the runtime's per-call overhead, "
+        "seconds the calm gates waited for a steady sentinel (gates that gave up)"
     )
-    for col in ("runtime", "entries", "wall s", "CI± med", "CI± p90", "on CI", "passes", "redone", "drift", "ovh µs"):
+    for col in (
+        "runtime",
+        "entries",
+        "wall s",
+        "CI± med",
+        "CI± p90",
+        "on CI",
+        "passes",
+        "redone",
+        "drift",
+        "ovh µs",
+        "calm s",
+    ):
         noise.add_column(col)
     for run in runs:
         s = lut_summary(run.lut)
@@ -126,6 +139,7 @@ def summary(console: Console, space: Any, runs: list[Run]) -> None:
             str(run.redone),
             f"{max((abs(d) for d in run.drifts), default=0.0):.1%}",
             "-" if s["overhead_us"] is None else f"{s['overhead_us']:.1f}",
+            "-" if s["calm"] is None else f"{s['calm']['waited_s']:.1f} ({s['calm']['not_calm']} gave up)",
         )
     console.print(noise)
 

@@ -210,7 +210,8 @@ def upload_results(
 
     ``provenance`` says how the results were measured; the job keeps the
     first it was given (keys added later are merged in, by uploads that store
-    results only, up to :data:`MAX_PROVENANCE_BYTES`). Once it holds the
+    results only, up to :data:`MAX_PROVENANCE_BYTES`), except ``calm``: an
+    agent's calm-gate totals grow with each batch, so the newest is kept. Once it holds the
     checked fields (:data:`searchspace.provenance.CHECKED_FIELDS`), an
     upload whose checked fields differ (less what identical devices differ
     in, :func:`searchspace.provenance.job_mismatches`) is refused whole: a
@@ -264,6 +265,8 @@ def upload_results(
         accepted += 1
     if provenance and accepted:  # only results bring their provenance: nothing else grows the job
         merged = {**dict(provenance), **job.provenance}
+        if "calm" in provenance:  # an agent's calm-gate totals grow with each batch: the newest record is kept
+            merged["calm"] = provenance["calm"]
         if len(json.dumps(merged)) > MAX_PROVENANCE_BYTES:
             raise Invalid("provenance", f"the job's provenance would exceed {MAX_PROVENANCE_BYTES} bytes")
         job.provenance = merged

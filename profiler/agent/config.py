@@ -21,6 +21,7 @@ from searchspace.fields import FieldError
 from searchspace.jobs import JobSettings
 from searchspace.provenance import job_mismatches
 
+from ..calm import CalmSettings
 from ..protocol import PassReport, ProtocolConfig
 from ..runtimes import Runtime, canonical_runtime, make_runtime, with_cache_mode
 
@@ -89,6 +90,7 @@ class AgentConfig:
     idle_poll_s: float = 5.0
     heartbeat_s: float | None = None
     home: Path | None = None
+    calm: CalmSettings | None = None  # a calm gate before each lease's batch (profiler.calm); None: none
 
     def __post_init__(self) -> None:
         if self.runtime is not None and canonical_runtime(self.runtime) is None:

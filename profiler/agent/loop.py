@@ -20,6 +20,7 @@ from typing import Any
 
 from lutclient import ApiError
 
+from ..calm import run_gate
 from ..protocol import PassReport, measure_batch
 from ..provenance import collect_host
 from ..runtimes import Loaded
@@ -319,8 +320,11 @@ class Agent:
                     raise _Stopped
 
             if loaded:
+                assert state.sentinel is not None
+                # the gate's totals travel in the provenance of every result (the server keeps the newest)
+                first = "calm" not in state.provenance
+                run_gate(state.sentinel, self.config.calm, state.provenance, first=first, where=f"job {job_id}")
                 with contextlib.suppress(_Stopped):
-                    assert state.sentinel is not None
                     result = measure_batch(loaded, state.sentinel, state.config, on_pass=on_pass)
                     for res in result.entries.values():  # outcomes of entries no pass reported
                         if res.key in finished:
