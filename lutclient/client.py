@@ -417,14 +417,23 @@ class HwlutClient:
         return self._json("PUT", f"/v1/devices/{device}/luts/{lut}/accuracy", json=dict(report))
 
     def add_validation(
-        self, device: str, *, lut: str | int = "latest", n: int = 30, seed: int = 0, archs: Sequence[str] = ()
+        self,
+        device: str,
+        *,
+        lut: str | int = "latest",
+        n: int = 30,
+        seed: int = 0,
+        archs: Sequence[str] = (),
+        draw: str = "stratified",
     ) -> dict[str, Any]:
         """Add validation networks to a profiling job, for the device's agents to measure.
 
-        Returns ``{"lut", "job_status", "archs", "added", "validation"}``; the
-        server computes the LUT's accuracy when they are measured (:meth:`accuracy`).
+        ``draw``: ``stratified`` over the LUT-sum range of a MAC-based proxy
+        LUT, or ``uniform``. Returns ``{"lut", "job_status", "archs", "added",
+        "validation"}``; the server computes the LUT's accuracy when they are
+        measured (:meth:`accuracy`).
         """
-        body = {"n": n, "seed": seed, "archs": list(archs)}
+        body = {"n": n, "seed": seed, "archs": list(archs), "draw": draw}
         return self._json("POST", f"/v1/devices/{device}/luts/{lut}/validation", json=body)
 
     def accuracy(self, device: str, *, lut: str | int = "latest") -> dict[str, Any]:

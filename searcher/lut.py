@@ -32,9 +32,9 @@ from typing import Any
 import httpx
 import torch
 
-from searchspace import Architecture, Entry, LatencyTable, MissingEntries, SpaceSpec
+from searchspace import Architecture, LatencyTable, MissingEntries, SpaceSpec
 from searchspace.accuracy import calibrated_prediction, overhead_prediction
-from searchspace.entries import MB3_OPS
+from searchspace.costs import PROXY_OVERHEAD_US, PROXY_US_PER_MMAC, entry_macs, proxy_latency_us
 from searchspace.lutfile import LutFileError
 from searchspace.reference import load_table
 
@@ -220,35 +220,12 @@ class LatencyModel(torch.nn.Module):
         return math.fsum(self.table_us[i, k].item() for i, k in enumerate(indices)) + self.fixed_us
 
 
-def entry_macs(entry: Entry) -> int:
-    """Multiply-accumulates of one entry at batch 1 (analytic; BN and ReLU not counted)."""
-    oh, ow = entry.out_h, entry.out_w
-    if entry.op == "tbs":
-        mid = entry.cin * entry.expansion
-        expand = entry.h * entry.w * entry.cin * mid // entry.groups
-        depthwise = oh * ow * mid * entry.kernel**2
-        project = oh * ow * mid * entry.cout // entry.groups
-        return expand + depthwise + project
-    if entry.op in ("mb", *MB3_OPS):  # no expand conv when mid == cin; SE's two 1x1 convs on 1x1
-        mid = entry.mid_channels
-        expand = 0 if mid == entry.cin else entry.h * entry.w * entry.cin * mid
-        se = 2 * mid * max(8, (mid // 4 + 4) // 8 * 8) if "se" in entry.op else 0
-        return expand + oh * ow * mid * (entry.kernel**2 + entry.cout) + se
-    if entry.op in ("skip", "zero"):
-        return 0 if entry.is_identity or entry.is_free else oh * ow * entry.cin * entry.cout
-    if entry.op == "conv":
-        return oh * ow * entry.cin * entry.cout * entry.kernel**2 // entry.groups
-    if entry.op == "pool":
-        return entry.h * entry.w * entry.cin
-    return entry.cin * entry.cout * entry.h * entry.w
-
-
 def synthetic_table(
     space: SpaceSpec,
     *,
     device: str = "synthetic",
-    us_per_mmac: float = 2.0,
-    overhead_us: float = 5.0,
+    us_per_mmac: float = PROXY_US_PER_MMAC,
+    overhead_us: float = PROXY_OVERHEAD_US,
     jitter: float = 0.1,
     seed: int = 0,
 ) -> LatencyTable:
@@ -262,7 +239,7 @@ def synthetic_table(
     rng = random.Random(seed)
     entries = {}
     for entry in space.distinct_entries():
-        base = 0.0 if entry.is_identity or entry.is_free else overhead_us + us_per_mmac * entry_macs(entry) / 1e6
+        base = proxy_latency_us(entry, overhead_us=overhead_us, us_per_mmac=us_per_mmac)
         median = base * (1.0 + jitter * (2 * rng.random() - 1))
         entries[entry.key] = {"median": median, "count": 1}
     return LatencyTable(

@@ -26,6 +26,7 @@ from .validation import (
     MAX_VALIDATION_SEED,
     NETWORK_KEY_PREFIX,
     network_item_key,
+    plan_networks,
     validation_archs,
 )
 
@@ -58,5 +59,6 @@ __all__ = [
     "network_item_key",
     "parse_candidate",
     "parse_key",
+    "plan_networks",
     "validation_archs",
 ]

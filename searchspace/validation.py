@@ -10,6 +10,9 @@ a validation network in a job (unique per architecture, at most 44 characters).
 over the space's LUT-sum range, fastest to slowest (:func:`lut_sum_range`),
 by sampling each layer's candidate with a temperature toward fast or slow
 blocks, with a recorded seed; deterministic in ``(table, n, seed, strata, named)``.
+:func:`plan_networks` is a job's draw: stratified over the MAC-based proxy LUT
+(:func:`searchspace.costs.proxy_medians`), since no entry is measured when a
+job is created, or uniform.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from .spec import Architecture, SpaceSpec
 __all__ = [
     "DEFAULT_NETWORKS",
     "DEFAULT_STRATA",
+    "DRAWS",
     "MAX_VALIDATION_NETWORKS",
     "MAX_VALIDATION_SEED",
     "NETWORK_KEY_PREFIX",
     "lut_sum_range",
     "network_item_key",
+    "plan_networks",
     "stratified_archs",
     "validation_archs",
 ]
@@ -39,6 +44,8 @@ DEFAULT_NETWORKS = 30
 MAX_VALIDATION_NETWORKS = 1000
 #: The largest seed of a draw (and of the fit/held-out split): 32 bits.
 MAX_VALIDATION_SEED = 2**32 - 1
+#: How validation networks may be drawn.
+DRAWS = ("stratified", "uniform")
 #: Work-item keys of validation networks start with this (an entry key never does).
 NETWORK_KEY_PREFIX = "net:"
 
@@ -158,3 +165,28 @@ def stratified_archs(
                 out.append(bins[b].pop(0) if first else bins[b].pop(rng.randrange(len(bins[b]))))
         first = False
     return out
+
+
+def plan_networks(
+    space: SpaceSpec,
+    n: int = DEFAULT_NETWORKS,
+    seed: int = 0,
+    named: Sequence[str] = (),
+    draw: str = "stratified",
+    strata: int = DEFAULT_STRATA,
+) -> list[str]:
+    """A job's validation networks: ``named`` first, then ``n`` drawn with ``seed`` as ``draw`` says.
+
+    ``stratified`` spreads them over the LUT-sum range of the MAC-based proxy
+    LUT (:func:`searchspace.costs.proxy_medians`: known before any entry is
+    measured, the same for the server, the agent and the CLI); ``uniform``
+    draws uniformly random architectures (:func:`validation_archs`; a plan
+    stored without a draw was drawn so).
+    """
+    if draw == "uniform":
+        return validation_archs(space, n, seed, named)
+    if draw != "stratified":
+        raise ValueError(f"draw: unknown {draw!r}; known: {', '.join(DRAWS)}")
+    from .costs import proxy_medians
+
+    return stratified_archs(space, proxy_medians(space), n, seed, strata=strata, named=named)

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text
 
 from lut_store import Store, Table, crud
 from lut_store.models import Job, LutEntry, NetworkMeasurement, WorkItem
-from searchspace import LatencyTable, fbnet_space, network_item_key, validation_archs
+from searchspace import LatencyTable, fbnet_space, network_item_key, plan_networks
 from server import Settings, create_app
 
 SPACE = fbnet_space(32)
@@ -88,7 +88,7 @@ def counts(store: Store) -> tuple[int, ...]:
 def test_validation_networks_are_work_items_spread_among_the_entries(store: Store) -> None:
     make_device(store)
     job_id = new_job(store, validation={"n": 6, "seed": 3, "archs": [NAMED]})
-    expected = validation_archs(SPACE, 6, 3, [NAMED])
+    expected = plan_networks(SPACE, 6, 3, [NAMED])
     with store.transaction() as session:
         items = list(session.scalars(select(WorkItem).where(WorkItem.job_id == job_id).order_by(WorkItem.id)))
         job = crud.get_job(session=session, job_id=job_id)
@@ -100,7 +100,8 @@ def test_validation_networks_are_work_items_spread_among_the_entries(store: Stor
             "failed": 0,
             "total": 7,
         }
-        assert job.options["validation"] == [{"n": 6, "seed": 3, "archs": [NAMED], "networks": 7}]
+        plan = {"n": 6, "seed": 3, "draw": "stratified", "archs": [NAMED], "networks": 7}
+        assert job.options["validation"] == [plan]
     networks = [i for i in items if i.kind == "network"]
     assert [i.fields["arch"] for i in networks] == expected
     assert [i.fields["index"] for i in networks] == list(range(7)) and {i.fields["seed"] for i in networks} == {3}
@@ -116,11 +117,46 @@ def test_validation_networks_are_work_items_spread_among_the_entries(store: Stor
         assert {i.kind for i in lease.items} == {"entry", "network"}
 
 
+def test_a_jobs_networks_are_stratified_over_the_proxy_range_unless_uniform_is_asked(store: Store) -> None:
+    """The default draw spans the space's latency range (MAC proxy) far wider than a uniform draw does; the
+    agent draws the job's networks again from the stored plan (an old plan without a draw was uniform)."""
+    from profiler.agent.config import unmeasured_networks
+    from searchspace.costs import proxy_medians
+    from searchspace.validation import lut_sum_range, validation_archs
+
+    make_device(store)
+    stratified = new_job(store, validation={"n": 10, "seed": 2})
+    uniform = new_job(store, validation={"n": 10, "seed": 2, "draw": "uniform"})
+    medians = proxy_medians(SPACE)
+    lo, hi = lut_sum_range(SPACE, medians)
+
+    def span(archs: list[str]) -> float:
+        sums = [sum(medians[e.key] for e in SPACE.entries_of(a)) for a in archs]
+        return (max(sums) - min(sums)) / (hi - lo)
+
+    drawn = {}
+    with store.transaction() as session:
+        for job_id in (stratified, uniform):
+            job = crud.get_job(session=session, job_id=job_id)
+            rows = session.scalars(select(WorkItem).where(WorkItem.job_id == job_id, WorkItem.kind == "network"))
+            drawn[job_id] = [i.fields["arch"] for i in sorted(rows, key=lambda i: i.fields["index"])]
+            public = {"validation": crud.validation_progress(session=session, job=job), "options": job.options}
+            assert unmeasured_networks(public, SPACE) == drawn[job_id]  # the agent exports the very same
+    assert drawn[uniform] == validation_archs(SPACE, 10, 2)
+    assert drawn[stratified] == plan_networks(SPACE, 10, 2) != drawn[uniform]
+    assert span(drawn[stratified]) > 0.8 and span(drawn[stratified]) > 2 * span(drawn[uniform])
+    legacy = {"validation": {"pending": 10, "total": 10}, "options": {"validation": [{"n": 10, "seed": 2}]}}
+    assert unmeasured_networks(legacy, SPACE) == drawn[uniform]
+    with pytest.raises(crud.Invalid, match="stratified, uniform") as bad:
+        new_job(store, validation={"n": 3, "draw": "sorted"})
+    assert bad.value.field == "validation.draw"
+
+
 def test_a_restricted_job_measures_the_entries_its_networks_need(store: Store) -> None:
     make_device(store)
     first = SPACE.distinct_entries()[0].key
     job_id = new_job(store, entries=[first], validation={"n": 2, "seed": 1})
-    needed = {e.key for a in validation_archs(SPACE, 2, 1) for e in SPACE.entries_of(a)}
+    needed = {e.key for a in plan_networks(SPACE, 2, 1) for e in SPACE.entries_of(a)}
     with store.transaction() as session:
         job = crud.get_job(session=session, job_id=job_id)
         keys = set(session.scalars(select(WorkItem.key).where(WorkItem.job_id == job_id, WorkItem.kind == "entry")))
@@ -180,7 +216,7 @@ def test_status_and_latest_depend_on_the_entries_only(store: Store) -> None:
         b = crud.get_job(session=session, job_id=job_b)
         completed_b = b.completed_at
         archs, added = crud.add_validation(session=session, job=b, n=3, seed=5)
-        assert added == 3 and archs == validation_archs(SPACE, 3, 5)
+        assert added == 3 and archs == plan_networks(SPACE, 3, 5)
         assert b.status == "complete" and b.completed_at == completed_b
     with store.transaction(write=True) as session:
         b = crud.get_job(session=session, job_id=job_b)
@@ -200,7 +236,7 @@ def test_status_and_latest_depend_on_the_entries_only(store: Store) -> None:
 def test_network_results_are_stored_apart_and_the_report_is_computed_when_all_are_done(store: Store) -> None:
     make_device(store)
     job_id = new_job(store, validation={"n": 9, "seed": 2, "archs": [NAMED]}, max_attempts=1)
-    archs = validation_archs(SPACE, 9, 2, [NAMED])
+    archs = plan_networks(SPACE, 9, 2, [NAMED])
     with store.transaction(write=True) as session:
         job = crud.get_job(session=session, job_id=job_id)
         lease = crud.claim_items(session=session, job=job, agent="t", max_items=10_000)
@@ -274,7 +310,7 @@ def test_an_uploaded_report_replaces_the_computed_one_but_keeps_the_measured_net
         assert len(of_job) == 4
         # Asking again for networks the job has measured: nothing is added, the computed report comes back.
         archs, added = crud.add_validation(session=session, job=job, n=4, seed=1)
-        assert added == 0 and archs == validation_archs(SPACE, 4, 1)
+        assert added == 0 and archs == plan_networks(SPACE, 4, 1)
         again = crud.get_accuracy(session=session, job=job)
         assert again["source"] == "job" and [r["arch"] for r in again["report"]["rows"]] == archs
 
@@ -373,7 +409,7 @@ def test_a_job_with_validation_networks_over_http(client: TestClient) -> None:
     assert job["options"]["validation"][0]["seed"] == 4
     lease = measure_over_http(client, job["id"], token)
     networks = [i for i in lease["items"] if i["kind"] == "network"]
-    assert [i["fields"]["arch"] for i in networks] == validation_archs(SPACE, 5, 4, [NAMED])
+    assert [i["fields"]["arch"] for i in networks] == plan_networks(SPACE, 5, 4, [NAMED])
     assert all(i["key"].startswith("net:") for i in networks)
     shown = client.get(f"/v1/jobs/{job['id']}").json()
     assert shown["status"] == "complete" and shown["validation"]["done"] == 6
@@ -387,11 +423,13 @@ def test_a_job_with_validation_networks_over_http(client: TestClient) -> None:
     assert served.provenance["calibration"]["slope"] == pytest.approx(SLOPE)
 
     # More networks for the finished job: added as items, the job and `latest` stay as they were.
-    r = client.post("/v1/devices/box/luts/latest/validation", json={"n": 3, "seed": 8}, headers=bearer(token))
+    # (uniform: a stratified draw of another seed may share the range's extreme networks with the first)
+    more = {"n": 3, "seed": 8, "draw": "uniform"}
+    r = client.post("/v1/devices/box/luts/latest/validation", json=more, headers=bearer(token))
     assert r.status_code == 200, r.text
     plan = r.json()
     assert plan["lut"] == job["id"] and plan["added"] == 3 and plan["job_status"] == "complete"
-    assert plan["archs"] == validation_archs(SPACE, 3, 8) and plan["validation"]["pending"] == 3
+    assert plan["archs"] == plan_networks(SPACE, 3, 8, draw="uniform") and plan["validation"]["pending"] == 3
     again = client.get(f"/v1/jobs/{job['id']}").json()
     assert again["status"] == "complete" and again["completed_at"] == shown["completed_at"]
     assert again["progress"] == shown["progress"] and again["validation"]["total"] == 9
@@ -401,7 +439,7 @@ def test_a_job_with_validation_networks_over_http(client: TestClient) -> None:
     measure_over_http(client, job["id"], token)
     assert client.get("/v1/devices/box/luts/latest/accuracy").json()["report"]["networks"] == 9
     # The same plan again adds nothing.
-    r = client.post(f"/v1/devices/box/luts/{job['id']}/validation", json={"n": 3, "seed": 8}, headers=bearer(ADMIN))
+    r = client.post(f"/v1/devices/box/luts/{job['id']}/validation", json=more, headers=bearer(ADMIN))
     assert r.status_code == 200 and r.json()["added"] == 0
 
 
@@ -416,6 +454,7 @@ BAD_HTTP: list[tuple[str, Any, int, list[Any]]] = [
     ("validation", {"n": 0}, 422, ["body", "n"]),
     ("validation", {"n": 0, "archs": ["k3_e1,k3_e1"]}, 422, ["body", "archs", 0]),
     ("validation", {"seed": "zero"}, 422, ["body", "seed"]),
+    ("validation", {"n": 2, "draw": "sorted"}, 422, ["body", "draw"]),
     ("validation", {"n": 2, "extra": 1}, 422, ["body", "extra"]),
     ("restricted", {"n": 2}, 409, ["body", "n"]),
     ("restricted", {"n": 0, "archs": [NAMED]}, 409, ["body", "archs", 0]),

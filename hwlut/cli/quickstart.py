@@ -214,7 +214,7 @@ def _main(
     from profiler.calm import CalmSettings
     from profiler.export import ArtifactCache, export_many
     from profiler.provenance import collect_host
-    from searchspace import LatencyTable, load_space, validation_archs
+    from searchspace import LatencyTable, load_space, plan_networks
 
     phases = phases if phases is not None else {}
     resolution = 32 if quick else 224
@@ -247,8 +247,8 @@ def _main(
                 validation={"n": networks, "seed": VALIDATION_SEED} if networks else None,
             )
             runs.append(Run(rt, label, job["id"]))
-    archs = validation_archs(space, networks, VALIDATION_SEED)  # the server draws the same networks
-    also = f" and {len(archs)} validation networks (seed {VALIDATION_SEED})" if archs else ""
+    archs = plan_networks(space, networks, VALIDATION_SEED)  # the server draws the same networks (stratified)
+    also = f" and {len(archs)} validation networks (stratified, seed {VALIDATION_SEED})" if archs else ""
     console.print(
         f"jobs: {', '.join(f'{r.job_id} ({r.label})' for r in runs)}: FBNet {resolution}x{resolution}, "
         f"{len(entries)} entries each{also}, 1 thread"

@@ -28,7 +28,13 @@ __all__ = ["add_validation", "get_accuracy", "refresh_job_accuracy", "set_accura
 
 
 def add_validation(
-    *, session: Session, job: Job, n: int = DEFAULT_NETWORKS, seed: int = 0, archs: Sequence[str] = ()
+    *,
+    session: Session,
+    job: Job,
+    n: int = DEFAULT_NETWORKS,
+    seed: int = 0,
+    archs: Sequence[str] = (),
+    draw: str = "stratified",
 ) -> tuple[list[str], int]:
     """Add validation networks to a profiling job (finished or not); returns ``(networks, added)``.
 
@@ -51,7 +57,7 @@ def add_validation(
     if job.status == JobStatus.FAILED:
         raise Conflict("lut", f"job {job.id} failed (entries failed for good): its LUT sums are incomplete")
     spec = SpaceSpec.from_dict(job.space.spec)
-    networks, named = validation_networks(spec, n=n, seed=seed, archs=archs, where="")
+    networks, named = validation_networks(spec, n=n, seed=seed, archs=archs, where="", draw=draw)
     if not networks:
         raise Invalid("n", "no networks to validate with: give n >= 1 or name archs")
     have = set(session.scalars(select(WorkItem.key).where(WorkItem.job_id == job.id, WorkItem.kind == "entry")))
@@ -76,7 +82,14 @@ def add_validation(
         for (i, _), row in zip(new, rows, strict=True):
             row["fields"]["named"] = i < named
         session.execute(insert(WorkItem), rows)
-        plan = {"n": n, "seed": seed, "archs": networks[:named], "networks": len(networks), "added": len(new)}
+        plan = {
+            "n": n,
+            "seed": seed,
+            "draw": draw,
+            "archs": networks[:named],
+            "networks": len(networks),
+            "added": len(new),
+        }
         rounds = job.options.get("validation")
         job.options = {**job.options, "validation": [*(rounds if isinstance(rounds, list) else []), plan]}
         session.flush()

@@ -22,11 +22,11 @@ from searchspace import (
     SpaceSpec,
     network_item_key,
     parse_key,
-    validation_archs,
+    plan_networks,
 )
 from searchspace.fields import FieldError, is_whole
 from searchspace.jobs import JobSettings
-from searchspace.validation import MAX_VALIDATION_NETWORKS, MAX_VALIDATION_SEED
+from searchspace.validation import DRAWS, MAX_VALIDATION_NETWORKS, MAX_VALIDATION_SEED
 
 from ..errors import Conflict, Invalid, NotFound
 from ..guard import MAX_INT32
@@ -64,10 +64,14 @@ def get_or_create_space(*, session: Session, spec: SpaceSpec) -> Space:
     return space
 
 
-def validation_networks(spec: SpaceSpec, *, n: Any, seed: Any, archs: Any, where: str) -> tuple[list[str], int]:
-    """The plan's networks (named first, then ``n`` drawn with ``seed``) and how many were named.
+def validation_networks(
+    spec: SpaceSpec, *, n: Any, seed: Any, archs: Any, where: str, draw: Any = "stratified"
+) -> tuple[list[str], int]:
+    """The plan's networks (named first, then ``n`` drawn with ``seed`` as ``draw`` says) and how many were named.
 
-    Errors are :class:`Invalid` naming ``{where}n``, ``{where}seed`` or ``{where}archs[i]``.
+    ``draw``: :func:`searchspace.plan_networks` (``stratified`` over the
+    MAC-based proxy LUT, or ``uniform``). Errors are :class:`Invalid` naming
+    ``{where}n``, ``{where}seed``, ``{where}draw`` or ``{where}archs[i]``.
     """
     if not is_whole(n) or not 0 <= n <= MAX_VALIDATION_NETWORKS:
         raise Invalid(f"{where}n", f"expected an integer from 0 to {MAX_VALIDATION_NETWORKS}, got {n!r}")
@@ -86,7 +90,9 @@ def validation_networks(spec: SpaceSpec, *, n: Any, seed: Any, archs: Any, where
         except ArchitectureError as exc:
             raise Invalid(f"{where}archs[{i}]", str(exc)) from None
     named = list(dict.fromkeys(named))
-    return validation_archs(spec, n, seed, named), len(named)
+    if draw not in DRAWS:
+        raise Invalid(f"{where}draw", f"expected one of {', '.join(DRAWS)}, got {draw!r}")
+    return plan_networks(spec, n, seed, named, draw), len(named)
 
 
 def network_rows(
@@ -148,14 +154,14 @@ def create_job(
 
     A restricted job records its canonical keys in ``options["entries"]``.
 
-    ``validation`` (``{"n": int, "seed": int, "archs": [str]}``; ``n``
-    defaults to :data:`searchspace.DEFAULT_NETWORKS`, ``seed`` to 0) adds
-    validation networks: the named ``archs`` and ``n`` architectures drawn
-    with ``seed`` (:func:`searchspace.validation_archs`), as work items of
-    kind ``network`` spread evenly among the entries in id order. A
-    restricted job also measures every entry its networks need (their LUT
-    sums must be complete). Errors name ``validation.n``, ``validation.seed``,
-    ``validation.archs[i]``; nothing is written then.
+    ``validation`` (``{"n": int, "seed": int, "archs": [str], "draw": str}``;
+    ``n`` defaults to :data:`searchspace.DEFAULT_NETWORKS`, ``seed`` to 0,
+    ``draw`` to ``stratified``) adds validation networks: the named ``archs``
+    and ``n`` architectures drawn with ``seed`` (:func:`searchspace.plan_networks`),
+    as work items of kind ``network`` spread evenly among the entries in id
+    order. A restricted job also measures every entry its networks need (their
+    LUT sums must be complete). Errors name ``validation.n``, ``validation.seed``,
+    ``validation.draw``, ``validation.archs[i]``; nothing is written then.
     """
     if not isinstance(settings, JobSettings):
         settings = job_settings(settings)
@@ -179,12 +185,14 @@ def create_job(
     if validation is not None:
         given = dict(validation)
         for name in given:
-            if name not in ("n", "seed", "archs"):
-                raise Invalid(f"validation.{name}", "unknown field (known: n, seed, archs)")
-        n, seed = given.get("n", DEFAULT_NETWORKS), given.get("seed", 0)
-        networks, named = validation_networks(spec, n=n, seed=seed, archs=given.get("archs") or [], where="validation.")
+            if name not in ("n", "seed", "archs", "draw"):
+                raise Invalid(f"validation.{name}", "unknown field (known: n, seed, archs, draw)")
+        n, seed, draw = given.get("n", DEFAULT_NETWORKS), given.get("seed", 0), given.get("draw", "stratified")
+        networks, named = validation_networks(
+            spec, n=n, seed=seed, archs=given.get("archs") or [], where="validation.", draw=draw
+        )
         if networks:
-            plan = {"n": n, "seed": seed, "archs": networks[:named], "networks": len(networks)}
+            plan = {"n": n, "seed": seed, "draw": draw, "archs": networks[:named], "networks": len(networks)}
     if chosen is not None:
         for arch in networks:  # a network's LUT sum needs every one of its entries
             for entry in spec.entries_of(arch):

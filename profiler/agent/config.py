@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from searchspace import ArchitectureError, SpaceSpec, validation_archs
+from searchspace import ArchitectureError, SpaceSpec, plan_networks
 from searchspace.fields import FieldError
 from searchspace.jobs import JobSettings
 from searchspace.provenance import job_mismatches
@@ -213,7 +213,8 @@ def unmeasured_networks(job: dict[str, Any], space: SpaceSpec) -> list[str]:
     out: list[str] = []
     try:
         for plan in rounds:
-            out += validation_archs(space, int(plan.get("n", 0)), int(plan.get("seed", 0)), plan.get("archs") or [])
+            n, seed, named = int(plan.get("n", 0)), int(plan.get("seed", 0)), plan.get("archs") or []
+            out += plan_networks(space, n, seed, named, str(plan.get("draw", "uniform")))  # stored without: uniform
     except (ArchitectureError, TypeError, ValueError, AttributeError):
         return []
     return list(dict.fromkeys(out))

@@ -60,7 +60,9 @@ def add_validation(
     """
     job = crud.resolve_lut(session=session, device=device.name, ref=lut)
     try:
-        archs, added = crud.add_validation(session=session, job=job, n=body.n, seed=body.seed, archs=body.archs)
+        archs, added = crud.add_validation(
+            session=session, job=job, n=body.n, seed=body.seed, archs=body.archs, draw=body.draw
+        )
     except crud.StoreError as exc:
         if exc.field == "lut":
             raise

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -50,6 +50,11 @@ class ValidationPlanIn(Strict):
     n: Annotated[int, Field(ge=0, le=MAX_NETWORKS)] = DEFAULT_NETWORKS
     seed: Seed = 0
     archs: Annotated[list[ArchText], Field(max_length=MAX_NETWORKS)] = Field(default_factory=list)
+    draw: Literal["stratified", "uniform"] = Field(
+        default="stratified",
+        description="stratified: spread over the LUT-sum range of a MAC-based proxy LUT (fastest to slowest); "
+        "uniform: uniformly random architectures (a narrow band of latencies)",
+    )
 
 
 class JobCreate(Strict):
