@@ -118,8 +118,17 @@ def main() -> None:
         help="with --separate: also time the same networks with their entries in one interleaved batch "
         "(the figure within the build, beside the one apart from it)",
     )
+    parser.add_argument(
+        "--rescore",
+        type=Path,
+        default=None,
+        help="measure nothing: recompute every report of a --json file of an earlier run with this code",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
+    if args.rescore is not None:
+        _rescore(args)
+        return
 
     space = load_space("fbnet", resolution=args.resolution)
     named = [a for a in args.named.split(",") if a.strip()]
@@ -203,6 +212,26 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
     tmp.cleanup()
+
+
+def _rescore(args: Any) -> None:
+    """``--rescore FILE``: every report of an earlier run's JSON recomputed from its rows (what it measured)."""
+    doc = json.loads(args.rescore.read_text())
+    space = load_space("fbnet", resolution=doc["resolution"])
+    named = [a for a in args.named.split(",") if a.strip()]
+    print(f"FBNet-{doc['resolution']}: the reports of {args.rescore} recomputed from their rows (seed {doc['seed']})")
+    for name, rt in doc["runtimes"].items():
+        for mode, rep in rt["modes"].items():
+            for label, part in ((mode, rep), (f"{mode} (within the build)", rep.get("within"))):
+                if not part:
+                    continue
+                rows = [NetworkRow(r["arch"], r["measured_us"], r["raw_us"], r["entries"]) for r in part["rows"]]
+                strata = part.get("strata") or []
+                range_us = (strata[0]["lo_us"], strata[-1]["hi_us"]) if strata else None
+                over = part.get("overhead_per_invocation_us")
+                report = accuracy_report(rows, overhead_us=over, split_seed=doc["seed"], range_us=range_us,
+                                         strata=len(strata) or args.strata, meta=part.get("meta") or {})  # fmt: skip
+                _print_report(name, label, report, over, named, space)
 
 
 def serve_calibration(table: LatencyTable, report: Any) -> None:
